@@ -1,0 +1,1 @@
+//! Applications that run on the engine (echo, discard, http). TODO

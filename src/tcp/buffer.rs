@@ -1,0 +1,1 @@
+//! TODO(tcp data structures helper)

@@ -1,0 +1,1 @@
+//! Per-queue run-to-completion worker. TODO

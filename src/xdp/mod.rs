@@ -1,0 +1,1 @@
+//! AF_XDP: BPF loader, UMEM, rings. TODO
