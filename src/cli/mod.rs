@@ -1,5 +1,52 @@
-//! The `xdptcp` command line. TODO(cli)
+//! The `xdptcp` command line: one file per verb, each with its clap `Args` and a `run`.
 
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod demo;
+pub mod lab;
+pub mod serve;
+pub mod sim;
+
+#[derive(Parser, Debug)]
+#[command(name = "xdptcp", version, about = "A kernel-bypass TCP/IPv4 stack on AF_XDP")]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `xdptcp::tcp=debug`. Quiet by default.
+    #[arg(long, global = true, env = "XDPTCP_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Bring up the veth lab, serve HTTP on xdptcp in it, drive it from the kernel side, report, tear down.
+    Demo(demo::Args),
+    /// Serve an application (echo, discard, http) on an interface over AF_XDP.
+    Serve(serve::Args),
+    /// Create, inspect or remove the embedded veth lab (network namespaces).
+    Lab(lab::Args),
+    /// Run two engines against each other in the deterministic network simulator.
+    Sim(sim::Args),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Lab(a) => lab::run(a),
+        Command::Sim(a) => sim::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xdptcp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
