@@ -60,6 +60,12 @@ impl AddAssign<u32> for SeqNum {
         self.0 = self.0.wrapping_add(n)
     }
 }
+impl Sub<u32> for SeqNum {
+    type Output = SeqNum;
+    fn sub(self, n: u32) -> SeqNum {
+        SeqNum(self.0.wrapping_sub(n))
+    }
+}
 /// `a - b` as an unsigned count; callers use it only where `a >= b` in sequence space.
 impl Sub<SeqNum> for SeqNum {
     type Output = u32;
