@@ -179,6 +179,15 @@ pub struct ListenerInfo {
     pub syn_queue: u32,
 }
 
+/// Borrows one live connection through the `slots` field only, so that `self.pool`, `self.counters` and
+/// `self.config` stay usable while it is held (a method call would borrow all of `self`).
+macro_rules! conn {
+    ($engine:ident, $index:expr) => {
+        $engine.slots[$index as usize].conn.as_deref_mut().expect("live connection slot")
+    };
+}
+pub(crate) use conn;
+
 /// A timer's payload: which connection (or TIME_WAIT record) and which of its timers.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct TimerEntry {
@@ -445,7 +454,8 @@ impl Engine {
     /// Zero-copy receive: `f` sees contiguous readable bytes (possibly several times, one chunk each) and returns
     /// how many it consumed; consuming less than offered stops the read.
     pub fn recv_with(&mut self, conn: ConnId, f: &mut dyn FnMut(&[u8]) -> usize) -> Result<usize, Error> {
-        let c = self.app_conn_mut(conn)?;
+        self.app_conn_mut(conn)?;
+        let c = conn!(self, conn.index);
         let mut total = 0;
         loop {
             let chunk = c.recvbuf.peek();
@@ -796,7 +806,7 @@ impl Engine {
         for kind in [TimerKind::Retransmit, TimerKind::DelayedAck, TimerKind::Keepalive] {
             self.cancel_timer(index, kind);
         }
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if c.finished {
             return;
         }
@@ -861,7 +871,7 @@ impl Engine {
 
     /// Sends RST for the connection (if synchronized or SYN-RECEIVED) and frees it.
     pub(crate) fn reset_and_release(&mut self, now: Instant, index: u32, counter: Counter) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if c.finished {
             self.release_slot(index);
             return;
@@ -898,7 +908,7 @@ impl Engine {
     }
 
     pub(crate) fn mark_dirty(&mut self, index: u32) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if !c.dirty {
             c.dirty = true;
             self.dirty.push_back(index);
@@ -906,7 +916,7 @@ impl Engine {
     }
 
     pub(crate) fn set_state(&mut self, now: Instant, index: u32, to: State) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         let from = c.state;
         if from == to {
             return;
@@ -925,7 +935,7 @@ impl Engine {
     /// After the application read: if the window opened enough, tell the peer (receiver-side SWS avoidance,
     /// RFC 9293 §3.8.6.2.2: only when it grows by min(buffer/2, MSS)).
     fn after_app_read(&mut self, index: u32) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if !c.is_synchronized() || c.peer_fin {
             return;
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::congestion::CongestionControl;
 use super::conn::{FourTuple, RetransmitMode, TimerKind};
 use super::engine::{CloseReason, ControlSegment, Engine, Event, State};
+use super::engine::conn;
 use super::Counter;
 use crate::time::Instant;
 use crate::wire::{IpProtocol, Ipv4Repr, SeqNum, TcpFlags, TcpRepr, WireError};
@@ -82,7 +83,7 @@ impl Engine {
 
     /// RFC 9293 §3.10.7.3.
     fn syn_sent_input(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         let tuple = c.tuple;
         let mut ack_ok = false;
         if seg.flags.ack() {
@@ -109,7 +110,7 @@ impl Engine {
             self.config.tcp_timestamps != 0,
             self.config.mss(),
         );
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         c.irs = seg.seq;
         c.rcv_nxt = seg.seq + 1;
         c.rcv_adv = c.rcv_nxt;
@@ -147,7 +148,7 @@ impl Engine {
 
     /// RFC 9293 §3.10.7.4: SYN-RECEIVED and every synchronized state.
     fn synchronized_input(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         let flags = seg.flags;
 
         // A retransmitted SYN for a half-open connection: send the SYN-ACK again, create nothing new.
@@ -218,7 +219,7 @@ impl Engine {
         }
         // RFC 7323 §4.3: remember the timestamp of a segment that covers the left window edge.
         if let Some((tsval, _)) = seg.options.timestamps {
-            let c = self.conn_mut(index);
+            let c = conn!(self, index);
             if c.ts_enabled && seg.seq.le(c.rcv_nxt) && (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 {
                 c.ts_recent = tsval;
                 c.ts_recent_at = now;
@@ -234,7 +235,7 @@ impl Engine {
             if !self.complete_passive_open(now, index, seg) {
                 return;
             }
-            let c = self.conn_mut(index);
+            let c = conn!(self, index);
             c.snd_wnd = (seg.window as u32) << c.snd_wscale;
             c.max_snd_wnd = c.max_snd_wnd.max(c.snd_wnd);
             c.snd_wl1 = seg.seq;
@@ -260,7 +261,7 @@ impl Engine {
         // Step 8: FIN.
         if flags.fin() {
             let fin_seq = seg.seq + seg.payload.len() as u32;
-            let c = self.conn_mut(index);
+            let c = conn!(self, index);
             if fin_seq == c.rcv_nxt {
                 self.accept_fin(now, index);
             } else if fin_seq.gt(c.rcv_nxt) {
@@ -274,7 +275,7 @@ impl Engine {
     /// The ACK field (RFC 9293 §3.10.7.4 step 5, RFC 5961 §5.2, RFC 5681, RFC 6582). Returns false when the
     /// segment must be dropped.
     fn process_ack(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>) -> bool {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         let ack = seg.ack;
         // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT] (SND.MAX here, after an RTO rewind).
         let lower = c.snd_una + 0u32.wrapping_sub(c.max_snd_wnd.max(c.smss as u32));
@@ -300,7 +301,7 @@ impl Engine {
             self.counters.inc(Counter::TCPPureAcks);
         }
         // Window update (§3.10.7.4 step 5): only from a segment newer than the last one that updated it.
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if c.snd_wl1.lt(seg.seq) || (c.snd_wl1 == seg.seq && c.snd_wl2.le(ack)) {
             let opened = c.snd_wnd == 0 && window > 0;
             c.snd_wnd = window;
@@ -346,7 +347,7 @@ impl Engine {
 
     /// SND.UNA < SEG.ACK <= SND.MAX: new data (or our SYN/FIN) acknowledged.
     fn on_new_ack(&mut self, now: Instant, index: u32, ack: SeqNum) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         let acked = ack - c.snd_una;
         let data_end = c.data_end();
         if ack.gt(c.snd_buf_seq) {
@@ -399,7 +400,7 @@ impl Engine {
             self.conn_mut(index).retransmit_mode = RetransmitMode::Rto;
             self.set_timer(index, TimerKind::Retransmit, at);
         }
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if c.want_writable && c.app_owned && c.sendbuf.free() >= c.sendbuf.capacity() / 3 && !c.fin_queued {
             c.want_writable = false;
             let id = self.id_of(index);
@@ -409,7 +410,7 @@ impl Engine {
 
     /// Returns true if output should run (a retransmission or inflated window).
     fn on_dup_ack(&mut self, now: Instant, index: u32) -> bool {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         c.dupacks = c.dupacks.saturating_add(1);
         if c.in_recovery {
             // RFC 6582 §3.2 step 4: each further duplicate inflates the window by one segment.
@@ -434,7 +435,7 @@ impl Engine {
     /// Step 7: in-order data into the receive buffer, out-of-order data into the buffer and the assembler. Returns
     /// false when the segment must not be processed further (connection reset).
     fn process_text(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>) -> bool {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         match c.state {
             State::Established | State::FinWait1 | State::FinWait2 => {}
             // The peer already sent its FIN: more data is a protocol violation; ignore it (§3.10.7.4 step 7).
@@ -496,7 +497,7 @@ impl Engine {
             }
             self.signal_readable(index);
             // A FIN that was waiting for this data.
-            let c = self.conn_mut(index);
+            let c = conn!(self, index);
             if c.ooo_fin == Some(c.rcv_nxt) {
                 c.ooo_fin = None;
                 self.accept_fin(now, index);
@@ -506,7 +507,7 @@ impl Engine {
             // Out of order: keep it and tell the sender at once with SACK (RFC 5681 §4.2, RFC 2018 §4).
             if written > 0 {
                 let max = self.config.tcp_max_ooo_ranges as usize;
-                let c = self.conn_mut(index);
+                let c = conn!(self, index);
                 match c.assembler.insert(c.rcv_nxt, seq, seq + written as u32, max) {
                     Ok(()) => self.counters.inc(Counter::TCPOFOQueue),
                     Err(_) => self.counters.inc(Counter::TCPOFODrop),
@@ -520,7 +521,7 @@ impl Engine {
 
     /// Step 8: the peer's FIN, in order.
     fn accept_fin(&mut self, now: Instant, index: u32) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if c.peer_fin {
             c.ack_now = true;
             self.mark_dirty(index);
@@ -570,7 +571,7 @@ impl Engine {
     }
 
     fn signal_readable(&mut self, index: u32) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if c.app_owned && !c.readable_signalled {
             c.readable_signalled = true;
             let id = self.id_of(index);

@@ -6,6 +6,7 @@ use std::net::SocketAddrV4;
 
 use super::conn::FourTuple;
 use super::engine::{ConnId, Engine, ListenerId, State};
+use super::engine::conn;
 use super::Counter;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
@@ -86,7 +87,7 @@ impl Engine {
         let config_sack = self.config.tcp_sack;
         let config_ts = self.config.tcp_timestamps != 0;
         let our_mss = self.config.mss();
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         c.irs = seg.seq;
         c.rcv_nxt = seg.seq + 1;
         c.rcv_adv = c.rcv_nxt;
@@ -116,7 +117,7 @@ impl Engine {
             self.counters.inc(Counter::ListenDrops);
             if self.config.tcp_abort_on_overflow {
                 self.send_reset_for(tuple, seg);
-                let c = self.conn_mut(index);
+                let c = conn!(self, index);
                 c.listener = None;
                 if let Some(l) = self.listeners.get_mut(lid.0 as usize).and_then(Option::as_mut) {
                     l.syn_queue_len = l.syn_queue_len.saturating_sub(1);

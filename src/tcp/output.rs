@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use super::conn::{Conn, RetransmitMode, TimerKind};
 use super::engine::{ControlSegment, Engine, PacketSink, State};
 use super::input::ts_clock;
+use super::engine::conn;
 use super::Counter;
 use crate::time::Instant;
 use crate::wire::tcp::MAX_SACK_BLOCKS;
@@ -155,7 +156,7 @@ impl Engine {
         } else if len > 0 {
             self.counters.inc(Counter::TCPOrigDataSent);
         }
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if retransmission {
             c.total_retransmits += 1;
             // Karn: a retransmission makes the timed segment's sample ambiguous.
@@ -200,7 +201,7 @@ impl Engine {
             self.counters.inc(Counter::RetransSegs);
             self.counters.inc(Counter::TCPSynRetrans);
         }
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if retransmission {
             c.total_retransmits += 1;
         } else {
@@ -302,7 +303,7 @@ impl Engine {
         sink.commit(total);
         self.counters.inc(Counter::OutSegs);
 
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if flags & TcpFlags::ACK != 0 {
             let was_zero = c.rcv_adv == c.rcv_nxt;
             c.rcv_adv = c.rcv_nxt + window.bytes;
@@ -311,7 +312,7 @@ impl Engine {
             } else if window.bytes > 0 && was_zero && c.is_synchronized() {
                 self.counters.inc(Counter::TCPFromZeroWindowAdv);
             }
-            let c = self.conn_mut(index);
+            let c = conn!(self, index);
             c.ack_now = false;
             c.window_update = false;
             c.unacked_bytes = 0;

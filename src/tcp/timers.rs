@@ -6,12 +6,13 @@ use std::time::Duration;
 use super::congestion::CongestionControl;
 use super::conn::{RetransmitMode, TimerKind};
 use super::engine::{CloseReason, Engine, State, TimerEntry};
+use super::engine::conn;
 use super::Counter;
 use crate::time::Instant;
 
 impl Engine {
     pub(crate) fn set_timer(&mut self, index: u32, kind: TimerKind, at: Instant) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         let generation = c.generation;
         if let Some(h) = c.timers[kind as usize] {
             if let Some(moved) = self.timers.reschedule(h, at) {
@@ -64,7 +65,7 @@ impl Engine {
     }
 
     fn on_retransmit_timer(&mut self, now: Instant, index: u32) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if c.retransmit_mode == RetransmitMode::Persist {
             return self.on_persist_timer(now, index);
         }
@@ -130,7 +131,7 @@ impl Engine {
     /// RFC 9293 §3.8.6.1: the peer's window is zero; probe it with backoff. Like Linux, the probe is a bare ACK
     /// with SND.UNA-1, which any TCP answers with an ACK carrying its current window.
     fn on_persist_timer(&mut self, now: Instant, index: u32) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         let waiting = c.snd_wnd == 0 && c.data_end().gt(c.snd_nxt) || c.fin_queued && c.snd_nxt.le(c.data_end());
         if c.snd_wnd > 0 || !waiting {
             c.retransmit_mode = RetransmitMode::Rto;
@@ -156,7 +157,7 @@ impl Engine {
 
     /// Keepalive (RFC 1122 §4.2.3.6, Linux's tcp_keepalive_*), and the orphan FIN_WAIT_2 timeout.
     fn on_keepalive_timer(&mut self, now: Instant, index: u32) {
-        let c = self.conn_mut(index);
+        let c = conn!(self, index);
         if c.state == State::FinWait2 && !c.app_owned {
             // tcp_fin_timeout: an orphan waiting for the peer's FIN gives up.
             self.counters.inc(Counter::TCPAbortOnTimeout);
@@ -186,7 +187,7 @@ impl Engine {
             // Linux resets the connection when probes run out.
             self.counters.inc(Counter::TCPKeepAlive);
             self.counters.inc(Counter::TCPAbortOnTimeout);
-            let c = self.conn_mut(index);
+            let c = conn!(self, index);
             c.error = Some(super::engine::Error::TimedOut);
             let (tuple, seq, ack) = (c.tuple, c.snd_nxt, c.rcv_nxt);
             self.queue_control(super::engine::ControlSegment {
