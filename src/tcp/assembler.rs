@@ -406,8 +406,8 @@ mod tests {
                 prop_assert_eq!(ranges(&a), expect.clone());
                 prop_assert!(a.range_count() <= max_ranges);
                 prop_assert_eq!(a.bytes_buffered() as usize, have.iter().filter(|&&b| b).count());
-                for i in 0..have.len() {
-                    prop_assert_eq!(a.contains(nxt + i as u32), have[i]);
+                for (i, &received) in have.iter().enumerate() {
+                    prop_assert_eq!(a.contains(nxt + i as u32), received);
                 }
                 // SACK: distinct ranges, the first holds the last accepted segment.
                 let blocks = sacks(&a, 4);
