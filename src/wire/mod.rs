@@ -13,6 +13,9 @@ pub mod tcp;
 #[cfg(test)]
 mod testdata;
 
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+pub use icmpv4::{Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 pub use tcp::{SackBlock, SeqNum, TcpControl, TcpFlags, TcpOptions, TcpPacket, TcpRepr, TfoCookie};
 
