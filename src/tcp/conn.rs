@@ -106,6 +106,9 @@ pub(crate) struct Conn {
     pub dupacks: u8,
     /// Retransmit the segment at `snd_una` on the next output (fast retransmit, partial ACK).
     pub retransmit_head: bool,
+    /// The persist timer found a small (non-zero) window with data held back by SWS avoidance: send what fits
+    /// (RFC 9293 §3.8.6.2.1's override timeout).
+    pub sws_override: bool,
 
     pub sendbuf: SendBuffer,
     pub recvbuf: RecvBuffer,

@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
+use super::assembler::Assembler;
 use super::buffer::{ChunkPool, RecvBuffer, SendBuffer, DEFAULT_CHUNK};
 use super::congestion::{Congestion, CongestionControl};
 use super::conn::{Conn, FourTuple, RetransmitMode, TimerKind, CONN_TIMERS};
@@ -407,7 +408,8 @@ impl Engine {
     /// Queues up to `data.len()` bytes; returns how many were taken (`WouldBlock` if none).
     pub fn send(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> Result<usize, Error> {
         self.now = self.now.max(now);
-        let c = self.app_conn_mut(conn)?;
+        self.app_conn_mut(conn)?;
+        let c = conn!(self, conn.index);
         if let Some(e) = c.error {
             return Err(e);
         }
@@ -743,6 +745,7 @@ impl Engine {
             recover: iss,
             dupacks: 0,
             retransmit_head: false,
+            sws_override: false,
             sendbuf: SendBuffer::new(cfg.tcp_wmem[1] as usize),
             recvbuf: RecvBuffer::new(cfg.tcp_rmem[1] as usize),
             assembler: Assembler::new(),

@@ -27,6 +27,7 @@ pub mod isn;
 mod listener;
 mod output;
 pub mod rtt;
+pub mod syncookies;
 mod timers;
 mod timewait;
 

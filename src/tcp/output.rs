@@ -93,16 +93,23 @@ impl Engine {
                 }
                 break;
             }
-            if len < mss && !fin {
+            if len < mss && !fin && !c.sws_override {
                 // Nagle and sender SWS avoidance: a short segment goes only if it empties the queue and nothing is
                 // in flight (or TCP_NODELAY), or if it is at least half the largest window the peer offered.
                 let in_flight = c.snd_nxt != c.snd_una;
                 let empties = len == unsent;
                 let half_window = c.max_snd_wnd > 0 && len >= c.max_snd_wnd / 2;
                 if !((empties && (c.nodelay || !in_flight)) || half_window) {
+                    if !in_flight && c.timers[TimerKind::Retransmit as usize].is_none() {
+                        // Held back by a small window with nothing in flight: the persist timer is the override.
+                        let at = now + c.rtt.rto();
+                        self.conn_mut(index).retransmit_mode = RetransmitMode::Persist;
+                        self.set_timer(index, TimerKind::Retransmit, at);
+                    }
                     break;
                 }
             }
+            self.conn_mut(index).sws_override = false;
             self.send_data_at(now, index, seq, sink, false)?;
         }
         let c = self.conn_ref(index);

@@ -132,9 +132,11 @@ impl Engine {
     /// with SND.UNA-1, which any TCP answers with an ACK carrying its current window.
     fn on_persist_timer(&mut self, now: Instant, index: u32) {
         let c = conn!(self, index);
-        let waiting = c.snd_wnd == 0 && c.data_end().gt(c.snd_nxt) || c.fin_queued && c.snd_nxt.le(c.data_end());
+        let waiting = c.data_end().gt(c.snd_nxt) || c.fin_queued && c.snd_nxt.le(c.data_end());
         if c.snd_wnd > 0 || !waiting {
+            // The window is open (perhaps only a little): send what fits, overriding SWS avoidance once.
             c.retransmit_mode = RetransmitMode::Rto;
+            c.sws_override = waiting;
             self.mark_dirty(index);
             return;
         }
