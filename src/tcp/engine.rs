@@ -835,7 +835,7 @@ impl Engine {
         c.assembler.clear();
         let to_tw_state = if to_timewait { State::TimeWait } else { State::Closed };
         c.state = to_tw_state;
-        let snapshot = to_timewait.then(|| (c.snd_nxt, c.rcv_nxt, c.ts_enabled, c.ts_recent, c.ts_offset));
+        let snapshot = to_timewait.then(|| (c.snd_max, c.rcv_nxt, c.ts_enabled, c.ts_recent, c.ts_offset));
         if let Some(l) = c.listener.take() {
             // A half-open or not-yet-accepted connection leaves its listener's queues.
             let in_accept = std::mem::replace(&mut c.in_accept_queue, false);
@@ -880,7 +880,7 @@ impl Engine {
             return;
         }
         let send_rst = !matches!(c.state, State::SynSent | State::Closed);
-        let (tuple, seq, ack) = (c.tuple, c.snd_nxt, c.rcv_nxt);
+        let (tuple, seq, ack) = (c.tuple, c.snd_max, c.rcv_nxt);
         if send_rst {
             self.counters.inc(counter);
             if c.state == State::Established || c.state == State::CloseWait {

@@ -551,7 +551,7 @@ impl Engine {
 
     /// TIME_WAIT: ACK the FIN now (the record will not have the connection's output path), then shrink.
     pub(crate) fn enter_time_wait(&mut self, now: Instant, index: u32) {
-        let seg = self.ack_control_segment(now, index, self.conn_ref(index).snd_nxt);
+        let seg = self.ack_control_segment(now, index, self.conn_ref(index).snd_max);
         self.queue_control(seg);
         self.finish(now, index, CloseReason::Normal, true);
     }

@@ -227,7 +227,9 @@ impl Engine {
     }
 
     fn send_ack(&mut self, now: Instant, index: u32, sink: &mut dyn PacketSink) -> Result<(), NoBuffer> {
-        let seq = self.conn_ref(index).snd_nxt;
+        // SND.MAX, not a rewound SND.NXT: after an RTO the peer may already hold everything up to SND.MAX, and an
+        // ACK below its RCV.NXT would be unacceptable there and its acknowledgment lost.
+        let seq = self.conn_ref(index).snd_max;
         self.emit(now, index, sink, seq, TcpFlags::ACK, 0, 0)
     }
 

@@ -373,3 +373,46 @@ fn idle_connection_holds_no_buffer_memory() {
     assert_eq!(read_all(&mut p.b, cb), b"ping");
     assert_eq!(p.a.buffer_bytes_in_use() + p.b.buffer_bytes_in_use(), 0, "drained buffers give chunks back");
 }
+
+#[test]
+fn lossy_link_delivers_every_byte_both_ways() {
+    for seed in 1..=20u64 {
+        let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        p.filter = Some(Box::new(move |_, _| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % 100 >= 10
+        }));
+        let a_msg: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let b_msg: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        let (mut a_sent, mut b_sent) = (0, 0);
+        let (mut at_b, mut at_a) = (Vec::new(), Vec::new());
+        for _ in 0..200_000 {
+            if a_sent < a_msg.len() {
+                a_sent += p.a.send(p.now, ca, &a_msg[a_sent..]).unwrap_or(0);
+            }
+            if b_sent < b_msg.len() {
+                b_sent += p.b.send(p.now, cb, &b_msg[b_sent..]).unwrap_or(0);
+            }
+            p.advance(Duration::from_millis(5));
+            at_b.extend(read_all(&mut p.b, cb));
+            at_a.extend(read_all(&mut p.a, ca));
+            if at_b.len() == a_msg.len() && at_a.len() == b_msg.len() {
+                break;
+            }
+        }
+        assert!(
+            at_b == a_msg && at_a == b_msg,
+            "seed {seed}: {} / {} {:?} {:?} {:?} {:?}",
+            at_b.len(),
+            at_a.len(),
+            p.a.info(ca),
+            p.b.info(cb),
+            p.a.counters(),
+            p.b.counters()
+        );
+        assert!(p.a.counters().get(Counter::RetransSegs) > 0);
+    }
+}

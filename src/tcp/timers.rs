@@ -191,7 +191,7 @@ impl Engine {
             self.counters.inc(Counter::TCPAbortOnTimeout);
             let c = conn!(self, index);
             c.error = Some(super::engine::Error::TimedOut);
-            let (tuple, seq, ack) = (c.tuple, c.snd_nxt, c.rcv_nxt);
+            let (tuple, seq, ack) = (c.tuple, c.snd_max, c.rcv_nxt);
             self.queue_control(super::engine::ControlSegment {
                 tuple,
                 seq,
