@@ -256,6 +256,8 @@ pub struct Engine {
     pub(crate) challenge_window: (Instant, u32),
     pub(crate) orphans: u32,
     pub(crate) now: Instant,
+    /// When set, active opens pick source ports whose replies the NIC's RSS puts on this engine's queue.
+    pub(crate) steering: Option<(Box<crate::stack::rss::RssSteering>, u16)>,
 }
 
 impl Engine {
@@ -290,8 +292,15 @@ impl Engine {
             challenge_window: (now, 0),
             orphans: 0,
             now,
+            steering: None,
             config,
         }
+    }
+
+    /// Makes active opens choose source ports so that replies arrive on `queue` under `steering` (mTCP/F-Stack
+    /// style), so a connection never needs a hand-off between workers.
+    pub fn set_rss_steering(&mut self, steering: crate::stack::rss::RssSteering, queue: u16) {
+        self.steering = Some((Box::new(steering), queue));
     }
 
     pub fn config(&self) -> &Config {
@@ -1021,6 +1030,11 @@ impl Engine {
             let port = lo + (offset.wrapping_add(self.port_cursor).wrapping_add(i) % span);
             let t =
                 FourTuple { local_ip, local_port: port as u16, remote_ip: *remote.ip(), remote_port: remote.port() };
+            if let Some((steer, queue)) = &self.steering {
+                if steer.queue_of(*remote.ip(), local_ip, remote.port(), t.local_port) != *queue {
+                    continue;
+                }
+            }
             if self.table.contains_key(&t) || !self.timewait_allows_reuse(now, &t) {
                 continue;
             }

@@ -594,3 +594,16 @@ fn fast_open_cookie_then_data_in_syn() {
     assert_eq!(p.b.counters().get(Counter::TCPFastOpenPassive), 1);
     assert_eq!(p.a.counters().get(Counter::TCPFastOpenActive), 1);
 }
+
+#[test]
+fn rss_steering_picks_ports_whose_replies_return_to_this_queue() {
+    use crate::stack::rss::{RssSteering, MICROSOFT_KEY};
+    let mut e = Engine::new(Config::default(), Instant::from_secs(1), 3);
+    let steering = RssSteering::new(MICROSOFT_KEY, 4, 128);
+    e.set_rss_steering(steering.clone(), 2);
+    for _ in 0..100 {
+        let c = e.connect(Instant::from_secs(1), SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+        let (local, _) = e.local_addr_of(c).unwrap();
+        assert_eq!(steering.queue_of(B, A, 80, local.port()), 2);
+    }
+}
