@@ -26,7 +26,7 @@
 //!
 //! Entries are nodes in one slab (`Vec` plus a free list) linked into intrusive doubly-linked lists by `u32`
 //! index: no allocation per timer, O(1) unlink. A node's list is not stored: it follows from its deadline and
-//! `elapsed` (see [`TimerWheel::list_of`]), an invariant cascading preserves. Handles carry a generation, bumped
+//! `elapsed` (see `TimerWheel::list_of`), an invariant cascading preserves. Handles carry a generation, bumped
 //! whenever a node is freed, so a stale handle (fired, cancelled) is a harmless `None`.
 
 use std::num::NonZeroU32;
