@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod control;
 pub mod sim;
 pub mod stack;
 pub mod tcp;

@@ -4,10 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod capture;
 pub mod demo;
 pub mod lab;
 pub mod serve;
 pub mod sim;
+pub mod ss;
+pub mod stat;
+pub mod sysctl;
 
 #[derive(Parser, Debug)]
 #[command(name = "xdptcp", version, about = "A kernel-bypass TCP/IPv4 stack on AF_XDP")]
@@ -29,6 +33,14 @@ enum Command {
     Lab(lab::Args),
     /// Run two engines against each other in the deterministic network simulator.
     Sim(sim::Args),
+    /// Counters of a running stack, like nstat (`Group:Name value`; --watch for rates per second).
+    Stat(stat::Args),
+    /// Sockets of a running stack, like ss -tan (-l listeners, -a all, -i TCP internals, ss filters).
+    Ss(ss::Args),
+    /// Read or change a running stack's settings, like sysctl.
+    Sysctl(sysctl::Args),
+    /// Capture a running stack's frames to pcapng, like tcpdump -w.
+    Capture(capture::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -41,6 +53,10 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Sim(a) => sim::run(a),
+        Command::Stat(a) => stat::run(a),
+        Command::Ss(a) => ss::run(a),
+        Command::Sysctl(a) => sysctl::run(a),
+        Command::Capture(a) => capture::run(a),
     };
     match result {
         Ok(code) => code,
