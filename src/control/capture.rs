@@ -207,38 +207,44 @@ impl Capture {
         let mut per_ring = vec![0u64; self.shared.rings.len()];
         let mut idle_sleep = Duration::from_micros(200);
         let limit_reached = |written: u64| limits.count.is_some_and(|c| written >= c);
+        // One record per ring waits here so frames of different workers go out oldest first.
+        let rings = &self.shared.rings;
+        let mut heads: Vec<Option<Box<Record>>> = rings.iter().map(|_| None).collect();
         'outer: loop {
-            let mut got = 0;
-            for (i, ring) in self.shared.rings.iter().enumerate() {
-                for _ in 0..WRITER_BATCH {
-                    if limit_reached(written) {
-                        break 'outer;
-                    }
-                    let Some(mut rec) = ring.filled.pop() else { break };
-                    let flags = match rec.direction {
-                        Direction::Rx => 0b01,
-                        Direction::Tx => 0b10,
-                    };
-                    let res = w.write_pcapng_block(EnhancedPacketBlock {
-                        interface_id: i as u32,
-                        timestamp: Duration::from_nanos(rec.ts_ns),
-                        original_len: rec.orig_len,
-                        data: Cow::Borrowed(&rec.data),
-                        options: vec![EnhancedPacketOption::Flags(flags)],
-                    });
-                    rec.data.clear();
-                    // Cannot fail: at most `records` boxes exist and `free` holds that many.
-                    let _ = ring.free.push(rec);
-                    res?;
-                    written += 1;
-                    per_ring[i] += 1;
-                    got += 1;
+            for (head, ring) in heads.iter_mut().zip(rings) {
+                if head.is_none() {
+                    *head = ring.filled.pop();
                 }
             }
-            if limit_reached(written) {
-                break;
+            let mut wrote = 0;
+            while wrote < WRITER_BATCH {
+                if limit_reached(written) {
+                    break 'outer;
+                }
+                let oldest = heads.iter().enumerate().filter_map(|(i, h)| Some((h.as_ref()?.ts_ns, i))).min();
+                let Some((_, i)) = oldest else { break };
+                let Some(mut rec) = heads[i].take() else { break };
+                let flags = match rec.direction {
+                    Direction::Rx => 0b01,
+                    Direction::Tx => 0b10,
+                };
+                let res = w.write_pcapng_block(EnhancedPacketBlock {
+                    interface_id: i as u32,
+                    timestamp: Duration::from_nanos(rec.ts_ns),
+                    original_len: rec.orig_len,
+                    data: Cow::Borrowed(&rec.data),
+                    options: vec![EnhancedPacketOption::Flags(flags)],
+                });
+                rec.data.clear();
+                // Cannot fail: at most `records` boxes exist and `free` holds that many.
+                let _ = rings[i].free.push(rec);
+                res?;
+                written += 1;
+                per_ring[i] += 1;
+                wrote += 1;
+                heads[i] = rings[i].filled.pop();
             }
-            if got == 0 {
+            if wrote == 0 {
                 if self.is_stopped() || limits.duration.is_some_and(|d| start.elapsed() >= d) || !keep_going() {
                     break;
                 }
@@ -247,6 +253,11 @@ impl Capture {
                 idle_sleep = (idle_sleep * 2).min(Duration::from_millis(10));
             } else {
                 idle_sleep = Duration::from_micros(200);
+            }
+        }
+        for (head, ring) in heads.iter_mut().zip(rings) {
+            if let Some(rec) = head.take() {
+                let _ = ring.free.push(rec);
             }
         }
         self.stop();
@@ -283,7 +294,7 @@ impl CaptureTap {
             return;
         }
         let ring = &shared.rings[self.ring];
-        if !shared.filter.matches(frame, ring.link) {
+        if !shared.filter.matches(frame, ring.link, direction) {
             return;
         }
         ring.matched.fetch_add(1, Relaxed);
@@ -389,6 +400,28 @@ mod tests {
         let limits = CaptureLimits { count: Some(5), duration: None };
         let (summary, _) = cap.write_pcapng(io::sink(), limits, &mut || true).unwrap();
         assert_eq!(summary.written, 5);
+    }
+
+    #[test]
+    fn frames_of_several_workers_are_written_oldest_first() {
+        let ifaces = [
+            CaptureInterface { worker: 0, link: LinkType::RawIpv4 },
+            CaptureInterface { worker: 1, link: LinkType::RawIpv4 },
+        ];
+        let cap = Capture::new(CaptureFilter::default(), 64, &ifaces);
+        let (t0, t1) = (cap.tap(0, Instant::ZERO).unwrap(), cap.tap(1, Instant::ZERO).unwrap());
+        t1.tap(Instant::from_millis(1), &tcp_packet(1, 2, 0x02), Direction::Tx);
+        t1.tap(Instant::from_millis(3), &tcp_packet(1, 2, 0x10), Direction::Tx);
+        t0.tap(Instant::from_millis(2), &tcp_packet(2, 1, 0x12), Direction::Tx);
+        let (_, bytes) = cap.write_pcapng(Vec::new(), CaptureLimits::default(), &mut || false).unwrap();
+        let mut reader = PcapNgReader::new(&bytes[..]).unwrap();
+        let mut order = Vec::new();
+        while let Some(block) = reader.next_block() {
+            if let Block::EnhancedPacket(p) = block.unwrap() {
+                order.push((p.interface_id, p.data[33]));
+            }
+        }
+        assert_eq!(order, [(1, 0x02), (0, 0x12), (1, 0x10)]);
     }
 
     #[test]

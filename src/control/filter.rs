@@ -10,6 +10,7 @@
 //! primitive := [dir] "host" ADDR | [dir] "net" ADDR "/" LEN | [dir] "net" ADDR "mask" MASK
 //!            | [proto] [dir] "port" N | [proto] [dir] "portrange" N "-" M | dir ADDR
 //!            | "ip" | "arp" | "tcp" | "udp" | "icmp"
+//!            | "inbound" | "outbound"     (received by / sent by the worker)
 //!            | FLAG                       (the TCP flag is set: syn fin rst psh ack urg ece cwr, or tcp-syn ...)
 //!            | VALUE                      (a bare address or port repeats the previous primitive's kind:
 //!                                          "port 80 or 443", "host 198.18.0.1 or 198.18.0.2")
@@ -25,6 +26,8 @@
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
+
+use super::capture::Direction;
 
 /// The link-layer framing of what a worker taps: pcapng `LINKTYPE_ETHERNET` (1) for AF_XDP frames, or
 /// `LINKTYPE_IPV4` (228) for engines driven with bare IPv4 packets (simulator, tests).
@@ -77,6 +80,7 @@ enum Primitive {
     IpProto(u8),
     /// TCP segments with any of these flag bits set.
     TcpFlags(u8),
+    Direction(Direction),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,8 +98,8 @@ pub struct CaptureFilter {
 }
 
 /// The few fields of a frame the filter looks at, pulled out once with bounds checks.
-#[derive(Default)]
 struct Fields {
+    direction: Direction,
     ipv4: bool,
     arp: bool,
     src: u32,
@@ -121,8 +125,9 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 }
 
 impl Fields {
-    fn extract(frame: &[u8], link: LinkType) -> Fields {
-        let mut f = Fields::default();
+    fn extract(frame: &[u8], link: LinkType, direction: Direction) -> Fields {
+        let mut f =
+            Fields { direction, ipv4: false, arp: false, src: 0, dst: 0, proto: 0, ports: None, tcp_flags: None };
         let (ethertype, l3) = match link {
             LinkType::RawIpv4 => (ETHERTYPE_IPV4, 0),
             LinkType::Ethernet => {
@@ -221,6 +226,7 @@ impl Primitive {
             Primitive::Arp => f.arp,
             Primitive::IpProto(p) => f.ipv4 && f.proto == p,
             Primitive::TcpFlags(bits) => f.ipv4 && f.tcp_flags.is_some_and(|fl| fl & bits != 0),
+            Primitive::Direction(d) => f.direction == d,
         }
     }
 }
@@ -256,11 +262,11 @@ impl CaptureFilter {
         self.expr.is_none()
     }
 
-    /// Does `frame` (framed as `link`) pass the filter?
-    pub fn matches(&self, frame: &[u8], link: LinkType) -> bool {
+    /// Does `frame` (framed as `link`, going `direction`) pass the filter?
+    pub fn matches(&self, frame: &[u8], link: LinkType, direction: Direction) -> bool {
         match &self.expr {
             None => true,
-            Some(e) => e.matches(&Fields::extract(frame, link)),
+            Some(e) => e.matches(&Fields::extract(frame, link, direction)),
         }
     }
 }
@@ -461,6 +467,8 @@ impl Parser {
             "tcp" if dir.is_none() => Primitive::IpProto(6),
             "udp" if dir.is_none() => Primitive::IpProto(17),
             "icmp" if dir.is_none() => Primitive::IpProto(1),
+            "inbound" if dir.is_none() => Primitive::Direction(Direction::Rx),
+            "outbound" if dir.is_none() => Primitive::Direction(Direction::Tx),
             w if dir.is_none() && tcp_flag(w).is_some() => Primitive::TcpFlags(tcp_flag(w).unwrap_or(0)),
             value => {
                 // A bare value: `src 198.18.0.1`, or a repeat of the previous kind (`port 80 or 443`).
@@ -566,7 +574,8 @@ mod tests {
     const B: [u8; 4] = [198, 18, 0, 2];
 
     fn m(filter: &str, frame: &[u8]) -> bool {
-        CaptureFilter::parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}")).matches(frame, LinkType::RawIpv4)
+        let f = CaptureFilter::parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
+        f.matches(frame, LinkType::RawIpv4, Direction::Tx)
     }
 
     #[test]
@@ -594,6 +603,7 @@ mod tests {
         assert!(m("icmp or (tcp && port 80)", &syn));
         assert!(!m("!tcp", &syn));
         assert!(m("src host 198.18.0.1 or dst host 10.1.1.1", &syn));
+        assert!(m("outbound and port 80", &syn) && !m("inbound", &syn));
     }
 
     #[test]
@@ -611,13 +621,13 @@ mod tests {
     fn ethernet_vlan_and_arp() {
         let syn = tcp_packet(A, 40000, B, 80, 0x02);
         let f = CaptureFilter::parse("host 198.18.0.2 and port 80").unwrap();
-        assert!(f.matches(&ethernet(0x0800, &syn), LinkType::Ethernet));
+        assert!(f.matches(&ethernet(0x0800, &syn), LinkType::Ethernet, Direction::Rx));
         let mut tagged = vec![0u8; 12];
         tagged.extend_from_slice(&0x8100u16.to_be_bytes());
         tagged.extend_from_slice(&[0, 5]);
         tagged.extend_from_slice(&0x0800u16.to_be_bytes());
         tagged.extend_from_slice(&syn);
-        assert!(f.matches(&tagged, LinkType::Ethernet));
+        assert!(f.matches(&tagged, LinkType::Ethernet, Direction::Rx));
         // ARP request from .1 asking for .2 (RFC 826 layout for Ethernet/IPv4).
         let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
         arp.extend_from_slice(&[0; 6]);
@@ -626,8 +636,8 @@ mod tests {
         arp.extend_from_slice(&B);
         let arp = ethernet(0x0806, &arp);
         let host = CaptureFilter::parse("arp and host 198.18.0.2").unwrap();
-        assert!(host.matches(&arp, LinkType::Ethernet));
-        assert!(!CaptureFilter::parse("port 80").unwrap().matches(&arp, LinkType::Ethernet));
+        assert!(host.matches(&arp, LinkType::Ethernet, Direction::Rx));
+        assert!(!CaptureFilter::parse("port 80").unwrap().matches(&arp, LinkType::Ethernet, Direction::Rx));
     }
 
     #[test]
@@ -665,8 +675,8 @@ mod tests {
                 buf[12] = 0x08;
                 buf[13] = (len % 2 * 6) as u8;
             }
-            let _ = f.matches(&buf, LinkType::Ethernet);
-            let _ = f.matches(&buf, LinkType::RawIpv4);
+            let _ = f.matches(&buf, LinkType::Ethernet, Direction::Rx);
+            let _ = f.matches(&buf, LinkType::RawIpv4, Direction::Tx);
         }
     }
 }
