@@ -80,7 +80,7 @@ impl Worker {
                 while engine.poll_event().is_some() {}
                 control.service(&mut engine, now);
                 if !busy {
-                    std::thread::sleep(Duration::from_micros(300));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }
         });

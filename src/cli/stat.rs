@@ -109,7 +109,7 @@ pub fn report(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut prev = values(&client.counters(false)?);
     let mut prev_at = Instant::now();
     let mut reports = 0u64;
-    while args.count.is_none_or_more(reports) {
+    while args.count.is_none_or(|n| reports < n) {
         std::thread::sleep(interval);
         let cur = values(&client.counters(false)?);
         let now = Instant::now();
@@ -137,16 +137,6 @@ pub fn report(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         reports += 1;
     }
     Ok(())
-}
-
-trait MoreExt {
-    fn is_none_or_more(&self, done: u64) -> bool;
-}
-
-impl MoreExt for Option<u64> {
-    fn is_none_or_more(&self, done: u64) -> bool {
-        self.map_or(true, |n| done < n)
-    }
 }
 
 /// Whole numbers print bare, others with one decimal (`12`, `0.5`).

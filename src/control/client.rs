@@ -11,7 +11,7 @@ use super::protocol::{CaptureSummary, Request, Response, Setting, SockRecord, Wo
 use super::ssfilter::StateSet;
 
 /// How long the client waits for any one response line (listings wait on workers two seconds at most per batch).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest response line accepted (a generous bound; counter responses are a few KiB).
 const MAX_RESPONSE_LINE: usize = 1 << 20;
 

@@ -128,7 +128,7 @@ impl SockRecord {
             send_q: c.send_q,
             syn_queue: None,
             timer_ms: None,
-            info: info.then(|| TcpDetails {
+            info: info.then_some(TcpDetails {
                 srtt_us: c.srtt.as_micros() as u64,
                 rttvar_us: c.rttvar.as_micros() as u64,
                 rto_us: c.rto.as_micros() as u64,

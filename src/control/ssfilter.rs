@@ -216,7 +216,7 @@ impl SsFilter {
 
     /// Does the socket `local` <-> `remote` pass? Listeners have remote `0.0.0.0:0`.
     pub fn matches(&self, local: SocketAddrV4, remote: SocketAddrV4) -> bool {
-        self.expr.as_ref().map_or(true, |e| e.matches(local, remote))
+        self.expr.as_ref().is_none_or(|e| e.matches(local, remote))
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam::channel::{self, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::capture::{Capture, CaptureInterface, CaptureTap, Direction};
 use super::filter::{CaptureFilter, LinkType};
@@ -29,8 +29,7 @@ const REQUEST_QUEUE: usize = 64;
 pub(crate) const BATCH_RECORDS: usize = 512;
 /// Connection slots looked at per batch, so a sparse table does not make one batch walk millions of empty slots.
 const BATCH_SLOTS: usize = 8192;
-/// How long a control thread waits for a worker to take a request, and to answer it.
-pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a control thread waits for a worker to answer (all workers at once for fan-out requests).
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A worker's counters and gauges at one moment.
@@ -110,7 +109,7 @@ impl WorkerControl {
     /// and nothing due this is one time comparison and one channel emptiness check (two relaxed loads).
     #[inline]
     pub fn service(&mut self, engine: &mut Engine, now: Instant) {
-        if self.next_publish.is_none_or_due(now) {
+        if self.next_publish.is_none_or(|at| now >= at) {
             self.publish(engine, now);
         }
         if !self.requests.is_empty() {
@@ -177,20 +176,6 @@ impl WorkerControl {
                     let _ = reply.try_send(());
                 }
             }
-        }
-    }
-}
-
-trait DueExt {
-    fn is_none_or_due(&self, now: Instant) -> bool;
-}
-
-impl DueExt for Option<Instant> {
-    #[inline]
-    fn is_none_or_due(&self, now: Instant) -> bool {
-        match self {
-            None => true,
-            Some(at) => now >= *at,
         }
     }
 }
@@ -349,22 +334,32 @@ impl Drop for CaptureGuard {
 }
 
 impl WorkerEntry {
-    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> WorkerRequest) -> Result<T, HubError> {
+    /// Queues a request without waiting (a full queue means the worker is far behind: busy).
+    fn post<T>(&self, make: impl FnOnce(Sender<T>) -> WorkerRequest) -> Result<Receiver<T>, HubError> {
         let (tx, rx) = channel::bounded(1);
-        match self.requests.send_timeout(make(tx), SEND_TIMEOUT) {
+        match self.requests.try_send(make(tx)) {
             Ok(()) => {}
-            Err(SendTimeoutError::Timeout(_)) => return Err(HubError::WorkerBusy(self.worker)),
-            Err(SendTimeoutError::Disconnected(_)) => return Err(HubError::WorkerGone(self.worker)),
+            Err(TrySendError::Full(_)) => return Err(HubError::WorkerBusy(self.worker)),
+            Err(TrySendError::Disconnected(_)) => return Err(HubError::WorkerGone(self.worker)),
         }
         if let Some(wake) = &self.waker {
             wake();
         }
-        match rx.recv_timeout(REPLY_TIMEOUT) {
+        Ok(rx)
+    }
+
+    fn wait<T>(&self, rx: &Receiver<T>, deadline: std::time::Instant) -> Result<T, HubError> {
+        match rx.recv_deadline(deadline) {
             Ok(v) => Ok(v),
             Err(RecvTimeoutError::Timeout) => Err(HubError::WorkerTimeout(self.worker)),
             // The worker dropped the request unanswered: it exited.
             Err(RecvTimeoutError::Disconnected) => Err(HubError::WorkerGone(self.worker)),
         }
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> WorkerRequest) -> Result<T, HubError> {
+        let rx = self.post(make)?;
+        self.wait(&rx, std::time::Instant::now() + REPLY_TIMEOUT)
     }
 
     fn published(&self) -> Option<WorkerSnapshot> {
@@ -434,10 +429,14 @@ impl ControlHub {
     /// Summed counters asked of every worker now; a worker that does not answer contributes its last published
     /// snapshot and is marked not live.
     pub fn fresh(&self) -> (Counters, Vec<WorkerGauges>) {
+        let entries = self.entries();
+        // Ask everyone first, then collect against one deadline: stalled workers cost two seconds in total.
+        let pending: Vec<_> = entries.iter().map(|e| e.post(|reply| WorkerRequest::Snapshot { reply })).collect();
+        let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
         let mut sum = Counters::default();
         let mut gauges = Vec::new();
-        for e in self.entries() {
-            match e.ask(|reply| WorkerRequest::Snapshot { reply }) {
+        for (e, rx) in entries.iter().zip(pending) {
+            match rx.and_then(|rx| e.wait(&rx, deadline)) {
                 Ok(s) => {
                     sum.merge(&s.counters);
                     gauges.push(s.gauges);
@@ -547,11 +546,15 @@ impl ControlHub {
             entries.iter().map(|e| CaptureInterface { worker: e.worker, link: e.link }).collect();
         let capture = Arc::new(Capture::new(filter, snaplen, &interfaces));
         let mut guard = CaptureGuard { capture: capture.clone(), hub: self.clone(), missing: Vec::new() };
-        for (ring, e) in entries.iter().enumerate() {
-            if !e.published.live.load(Ordering::Relaxed) {
-                continue;
-            }
-            if let Err(err) = e.ask(|reply| WorkerRequest::CaptureStart { capture: capture.clone(), ring, reply }) {
+        let pending: Vec<_> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.published.live.load(Ordering::Relaxed))
+            .map(|(ring, e)| (e, e.post(|reply| WorkerRequest::CaptureStart { capture: capture.clone(), ring, reply })))
+            .collect();
+        let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
+        for (e, rx) in pending {
+            if let Err(err) = rx.and_then(|rx| e.wait(&rx, deadline)) {
                 guard.missing.push(err);
             }
         }
@@ -623,19 +626,45 @@ mod tests {
         };
         let mut got = Vec::new();
         let count = hub
-            .list(StateSet::all(), SsFilter::default(), true, &mut |r| Ok(got.push(r)), &mut |e| panic!("{e}"))
+            .list(
+                StateSet::all(),
+                SsFilter::default(),
+                true,
+                &mut |r| {
+                    got.push(r);
+                    Ok(())
+                },
+                &mut |e| panic!("{e}"),
+            )
             .unwrap();
         assert_eq!(count as usize, n + 1);
         assert_eq!(got[0].state, "LISTEN");
         assert!(got[1..].iter().all(|r| r.state == "SYN-SENT" && r.info.is_some()));
         let mut some = 0;
         let filter = SsFilter::parse("dst 198.19.1.0/24").unwrap();
-        hub.list(StateSet::all(), filter, false, &mut |_| Ok(some += 1), &mut |e| panic!("{e}")).unwrap();
+        hub.list(
+            StateSet::all(),
+            filter,
+            false,
+            &mut |_| {
+                some += 1;
+                Ok(())
+            },
+            &mut |e| panic!("{e}"),
+        )
+        .unwrap();
         assert_eq!(some, 250);
         let mut none = 0;
-        hub.list(StateSet::only(State::Established), SsFilter::default(), false, &mut |_| Ok(none += 1), &mut |e| {
-            panic!("{e}")
-        })
+        hub.list(
+            StateSet::only(State::Established),
+            SsFilter::default(),
+            false,
+            &mut |_| {
+                none += 1;
+                Ok(())
+            },
+            &mut |e| panic!("{e}"),
+        )
         .unwrap();
         assert_eq!(none, 0);
         assert_eq!(hub.sysctl_get("tcp_syn_retries").unwrap().value, "6");
