@@ -464,7 +464,10 @@ fn metrics_scrape_parses_and_counts_active_opens() {
         assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
         assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
         body = b;
+        // Each worker publishes on its own ~100 ms schedule: wait until both snapshots are current.
         body.contains("\nxdptcp_netstat_Tcp_ActiveOpens 4\n")
+            && body.contains("\nxdptcp_netstat_Tcp_PassiveOpens 2\n")
+            && body.contains("xdptcp_worker_connections{worker=\"0\"} 2\n")
     });
     for line in body.lines() {
         if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
@@ -486,7 +489,6 @@ fn metrics_scrape_parses_and_counts_active_opens() {
         };
         assert!(name.starts_with("xdptcp_") && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
     }
-    assert!(body.contains("xdptcp_worker_connections{worker=\"0\"} 2\n"), "{body}");
     assert!(body.contains("xdptcp_worker_connections{worker=\"1\"} 4\n"), "{body}");
     assert!(body.contains("xdptcp_worker_listeners{worker=\"0\"} 1\n"), "{body}");
     assert!(scrape("/nope").0.starts_with("HTTP/1.1 404"));
