@@ -136,6 +136,8 @@ pub(crate) struct Conn {
     pub quickack: u8,
     /// Send a window update: the window grew enough to be worth telling the peer.
     pub window_update: bool,
+    /// The last window we advertised was zero (for the TCP*ZeroWindowAdv counters).
+    pub zero_window_advertised: bool,
 
     pub nodelay: bool,
     pub keepalive: bool,

@@ -328,11 +328,12 @@ impl Engine {
 
         let c = conn!(self, index);
         if flags & TcpFlags::ACK != 0 {
-            let was_zero = c.rcv_adv == c.rcv_nxt;
+            let was_zero = c.zero_window_advertised;
             c.rcv_adv = c.rcv_nxt + window.bytes;
+            c.zero_window_advertised = window.bytes == 0;
             if window.bytes == 0 && !was_zero {
                 self.counters.inc(Counter::TCPToZeroWindowAdv);
-            } else if window.bytes > 0 && was_zero && c.is_synchronized() {
+            } else if window.bytes > 0 && was_zero {
                 self.counters.inc(Counter::TCPFromZeroWindowAdv);
             }
             let c = conn!(self, index);
@@ -366,11 +367,11 @@ fn advertised_window(c: &Conn, syn: bool) -> Window {
     let current = if c.rcv_adv.gt(c.rcv_nxt) { c.rcv_adv - c.rcv_nxt } else { 0 };
     let threshold = (c.recvbuf.capacity() as u32 / 2).min(c.smss as u32);
     if bytes < current || bytes < threshold {
-        bytes = bytes.max(current);
+        // Keep the edge already promised (never shrink the window), rounded down to what the scaled field can say:
+        // RFC 7323 §2.4 lets the edge recede by less than 2^S for that. Never promise more than the buffer holds.
+        bytes = bytes.max(current >> scale << scale);
     }
-    // Round up when the kept edge is not a multiple of the scale, so the field never understates it.
-    let field = (bytes.div_ceil(1 << scale)).min(65535);
-    Window { field: field as u16, bytes }
+    Window { field: (bytes >> scale).min(65535) as u16, bytes }
 }
 
 /// Largest payload for a data segment: the sender MSS, minus SACK option bytes when they ride along.
