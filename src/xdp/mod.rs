@@ -1,1 +1,5 @@
-//! AF_XDP: BPF loader, UMEM, rings. TODO
+//! The AF_XDP datapath: the XDP steering program's loader, the UMEM and its frame pool, and the four rings.
+
+pub mod loader;
+
+pub use loader::{SteerStats, XdpMode, XdpProgram};
