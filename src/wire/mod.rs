@@ -10,9 +10,14 @@ pub mod ethernet;
 pub mod icmpv4;
 pub mod ipv4;
 pub mod tcp;
+#[cfg(test)]
+mod testdata;
 
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+pub use icmpv4::{Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
-pub use tcp::{SackBlock, SeqNum, TcpControl, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
+pub use tcp::{SackBlock, SeqNum, TcpControl, TcpFlags, TcpOptions, TcpPacket, TcpRepr, TfoCookie};
 
 /// Why a packet could not be parsed. Each variant maps to a drop counter at the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
