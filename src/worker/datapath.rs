@@ -6,9 +6,12 @@
 use std::net::Ipv4Addr;
 
 use super::neigh::{Due, Mac, NeighConfig, NeighborCache, Resolve};
-use super::proto::{self, Arp, EthHeader, ARP_REPLY, ARP_REQUEST, BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HEADER_LEN};
 use crate::tcp::{Counter, Counters, PacketSink};
 use crate::time::Instant;
+use crate::wire::ethernet::{HEADER_LEN as ETH_HEADER_LEN, MIN_FRAME_LEN};
+use crate::wire::{
+    ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, Icmpv4Repr, IpProtocol, Ipv4Repr, WireError,
+};
 use crate::xdp::pool::FramePool;
 use crate::xdp::ring::{Desc, XskRings};
 
@@ -67,6 +70,7 @@ pub struct Datapath<R: XskRings> {
     fill_addrs: Vec<u64>,
     released: Vec<Desc>,
     due: Due<Desc>,
+    /// A copy of a received ping (its reply is built in another frame while the request's frame is borrowed).
     scratch: Vec<u8>,
     ip_ident: u16,
     fill_size: usize,
@@ -193,40 +197,38 @@ impl<R: XskRings> Datapath<R> {
     }
 
     fn receive_one(&mut self, now: Instant, d: Desc, deliver: &mut dyn FnMut(Instant, &[u8])) {
-        // SAFETY: the frame came out of the rx ring; the worker owns it until it is returned to the pool below.
+        // SAFETY: the frame came out of the rx ring; the worker owns it until it is returned to the pool.
         let frame = unsafe { self.rings.frame(d.addr, d.len as usize) };
-        let Some(eth) = proto::parse_eth(frame) else {
+        let Ok((eth, offset)) = EthernetRepr::parse(frame) else {
             self.counters.inc(Counter::RxMalformed);
             return;
         };
-        if eth.dst != self.net.mac && eth.dst != BROADCAST {
+        if eth.dst.0 != self.net.mac && !eth.dst.is_broadcast() {
             self.counters.inc(Counter::RxNotOurs);
             return;
         }
-        let payload = &frame[eth.header_len..];
+        let payload = &frame[offset..];
         match eth.ethertype {
-            ETHERTYPE_ARP => match proto::parse_arp(payload) {
-                Some(arp) => self.handle_arp(now, &eth, arp),
-                None => self.counters.inc(Counter::RxMalformed),
+            EtherType::Arp => match ArpRepr::parse(payload) {
+                Ok(arp) => self.handle_arp(now, arp),
+                Err(_) => self.counters.inc(Counter::RxMalformed),
             },
-            ETHERTYPE_IPV4 => {
+            EtherType::Ipv4 => {
                 // The XDP program only steers our address here; check anyway (promiscuous or shared setups).
-                match proto::ipv4_dst(payload) {
-                    Some(dst) if dst == self.net.addr => {}
-                    Some(_) => {
-                        self.counters.inc(Counter::RxNotOurs);
-                        return;
-                    }
-                    None => {
-                        self.counters.inc(Counter::RxMalformed);
-                        return;
-                    }
+                if payload.len() < Ipv4Repr::HEADER_LEN {
+                    self.counters.inc(Counter::RxMalformed);
+                    return;
                 }
-                if payload.len() > 9 && payload[9] == proto::IPPROTO_ICMP {
+                if payload[16..20] != self.net.addr.octets() {
+                    self.counters.inc(Counter::RxNotOurs);
+                    return;
+                }
+                if payload[9] == u8::from(IpProtocol::Icmp) {
                     self.scratch.clear();
                     self.scratch.extend_from_slice(payload);
                     self.handle_icmp(now);
                 } else {
+                    // In place: the engine reads the packet straight out of the UMEM frame.
                     self.counters.inc(Counter::HandOffs);
                     deliver(now, payload);
                 }
@@ -237,125 +239,137 @@ impl<R: XskRings> Datapath<R> {
 
     /// RFC 826 reception: merge the sender into the cache (create it if the packet is for us), answer requests for
     /// our address.
-    fn handle_arp(&mut self, now: Instant, _eth: &EthHeader, arp: Arp) {
+    fn handle_arp(&mut self, now: Instant, arp: ArpRepr) {
         let for_us = arp.target_ip == self.net.addr;
-        match arp.op {
-            ARP_REQUEST => self.counters.inc(Counter::ArpRequestsIn),
-            ARP_REPLY => self.counters.inc(Counter::ArpRepliesIn),
-            _ => {
-                self.counters.inc(Counter::RxMalformed);
-                return;
-            }
+        match arp.operation {
+            ArpOperation::Request => self.counters.inc(Counter::ArpRequestsIn),
+            ArpOperation::Reply => self.counters.inc(Counter::ArpRepliesIn),
         }
-        if arp.sender_ip == self.net.addr && arp.sender_mac != self.net.mac {
-            tracing::warn!(
-                "address conflict: {} claims {} (RFC 5227)",
-                crate::xdp::iface::format_mac(&arp.sender_mac),
-                arp.sender_ip
-            );
+        let sender_mac = arp.source_hw.0;
+        if arp.source_ip == self.net.addr && sender_mac != self.net.mac {
+            tracing::warn!("address conflict: {} claims {} (RFC 5227)", arp.source_hw, arp.source_ip);
             return;
         }
         // Senders 0.0.0.0 (RFC 5227 probes) and off-link ones are never cached; multicast MACs neither.
-        if !arp.sender_ip.is_unspecified() && self.net.on_link(arp.sender_ip) && arp.sender_mac[0] & 1 == 0 {
+        if !arp.source_ip.is_unspecified() && self.net.on_link(arp.source_ip) && arp.source_hw.is_unicast() {
             let mut released = std::mem::take(&mut self.released);
-            self.neigh.learn(now, arp.sender_ip, arp.sender_mac, for_us, &mut released);
+            self.neigh.learn(now, arp.source_ip, sender_mac, for_us, &mut released);
             for d in released.drain(..) {
-                self.address_and_queue(d, arp.sender_mac);
+                self.address_and_queue(d, sender_mac);
             }
             self.released = released;
         }
-        if arp.op == ARP_REQUEST && for_us {
-            let reply = Arp {
-                op: ARP_REPLY,
-                sender_mac: self.net.mac,
-                sender_ip: self.net.addr,
-                target_mac: arp.sender_mac,
-                target_ip: arp.sender_ip,
-            };
-            if self.send_arp(arp.sender_mac, &reply) {
+        if arp.operation == ArpOperation::Request && for_us {
+            let reply = arp.reply(EthernetAddress(self.net.mac));
+            if self.send_arp(sender_mac, &reply) {
                 self.counters.inc(Counter::ArpRepliesOut);
             }
         }
     }
 
+    /// Answers an echo request (in `scratch`) with an echo reply carrying the same identifier, sequence number and
+    /// data (RFC 792; RFC 1122 §3.2.2.6).
     fn handle_icmp(&mut self, now: Instant) {
         self.counters.inc(Counter::InReceives);
-        self.counters.inc(Counter::InMsgs);
         let packet = std::mem::take(&mut self.scratch);
-        let head = match proto::parse_ipv4(&packet) {
-            Some(h) if !h.fragmented => h,
-            _ => {
+        self.answer_ping(now, &packet);
+        self.scratch = packet;
+    }
+
+    fn answer_ping(&mut self, now: Instant, packet: &[u8]) {
+        let (ip, icmp) = match Ipv4Repr::parse(packet, true) {
+            Ok(v) => v,
+            Err(_) => {
                 self.counters.inc(Counter::InHdrErrors);
-                self.scratch = packet;
                 return;
             }
         };
-        let Some(next_hop) = self.net.next_hop(head.src) else {
-            self.scratch = packet;
-            return;
+        self.counters.inc(Counter::InDelivers);
+        self.counters.inc(Counter::InMsgs);
+        let (ident, seq_no, data) = match Icmpv4Repr::parse(icmp, true) {
+            Ok(Icmpv4Repr::EchoRequest { ident, seq_no, data }) => (ident, seq_no, data),
+            Ok(Icmpv4Repr::DstUnreachable { .. }) => {
+                self.counters.inc(Counter::InDestUnreachs);
+                return;
+            }
+            Ok(_) => return,
+            Err(_) => {
+                self.counters.inc(Counter::InErrs);
+                return;
+            }
         };
+        self.counters.inc(Counter::InEchos);
+        let reply = Icmpv4Repr::EchoReply { ident, seq_no, data };
+        let total = Ipv4Repr::HEADER_LEN + reply.buffer_len();
+        let Some(next_hop) = self.net.next_hop(ip.src) else { return };
+        if total > self.net.mtu {
+            return;
+        }
         let Some(addr) = self.pool.take() else {
             self.counters.inc(Counter::TxNoBuffer);
-            self.scratch = packet;
             return;
         };
         self.ip_ident = self.ip_ident.wrapping_add(1);
-        let cap = self.net.mtu + ETH_HEADER_LEN;
+        let header = Ipv4Repr {
+            src: self.net.addr,
+            dst: ip.src,
+            protocol: IpProtocol::Icmp,
+            payload_len: reply.buffer_len(),
+            ttl: 64,
+            tos: 0,
+            ident: self.ip_ident,
+            dont_fragment: true,
+        };
         // SAFETY: the frame was just taken from the pool; the worker owns it.
-        let buf = unsafe { self.rings.frame_mut(addr, cap) };
-        match proto::icmp_echo_reply(&packet, &head, self.ip_ident, &mut buf[ETH_HEADER_LEN..]) {
-            Ok(len) => {
-                self.counters.inc(Counter::InEchos);
-                self.counters.inc(Counter::InDelivers);
-                self.counters.inc(Counter::OutMsgs);
-                self.counters.inc(Counter::OutEchoReps);
-                self.route(now, next_hop, Desc { addr, len: (ETH_HEADER_LEN + len) as u32 });
-            }
-            Err(proto::IcmpError::NotEcho) => {
-                self.counters.inc(Counter::InDelivers);
-                self.pool.put(addr);
-            }
-            Err(_) => {
-                self.counters.inc(Counter::InErrs);
-                self.pool.put(addr);
-            }
+        let buf = unsafe { self.rings.frame_mut(addr, ETH_HEADER_LEN + total) };
+        let emitted = header
+            .emit(&mut buf[ETH_HEADER_LEN..])
+            .and_then(|_| reply.emit(&mut buf[ETH_HEADER_LEN + Ipv4Repr::HEADER_LEN..]));
+        if emitted.is_err() {
+            self.pool.put(addr);
+            return;
         }
-        self.scratch = packet;
+        self.counters.inc(Counter::OutMsgs);
+        self.counters.inc(Counter::OutEchoReps);
+        self.route(now, next_hop, Desc { addr, len: (ETH_HEADER_LEN + total) as u32 });
     }
 
     /// Broadcasts a gratuitous ARP announcing our address (RFC 5227 §3), so neighbours update stale entries.
     pub fn announce(&mut self) {
-        let a = Arp {
-            op: ARP_REQUEST,
-            sender_mac: self.net.mac,
-            sender_ip: self.net.addr,
-            target_mac: [0; 6],
-            target_ip: self.net.addr,
-        };
-        if self.send_arp(BROADCAST, &a) {
+        let a = ArpRepr::request(EthernetAddress(self.net.mac), self.net.addr, self.net.addr);
+        if self.send_arp(EthernetAddress::BROADCAST.0, &a) {
             self.counters.inc(Counter::ArpRequestsOut);
         }
     }
 
     fn send_arp_request(&mut self, target: Ipv4Addr, to: Mac) {
-        let a = Arp { op: ARP_REQUEST, sender_mac: self.net.mac, sender_ip: self.net.addr, target_mac: [0; 6], target_ip: target };
+        let a = ArpRepr::request(EthernetAddress(self.net.mac), self.net.addr, target);
         if self.send_arp(to, &a) {
             self.counters.inc(Counter::ArpRequestsOut);
         }
     }
 
-    fn send_arp(&mut self, to: Mac, arp: &Arp) -> bool {
+    fn send_arp(&mut self, to: Mac, arp: &ArpRepr) -> bool {
         let Some(addr) = self.pool.take() else {
             self.counters.inc(Counter::TxNoBuffer);
             return false;
         };
-        // 60 bytes: the minimum Ethernet frame without FCS; the tail is zero padding.
-        let len = 60;
+        // The minimum Ethernet frame (without FCS); the tail is zero padding.
+        let len = MIN_FRAME_LEN;
         // SAFETY: the frame was just taken from the pool; the worker owns it.
         let buf = unsafe { self.rings.frame_mut(addr, len) };
         buf.fill(0);
-        proto::write_eth(buf, to, self.net.mac, ETHERTYPE_ARP);
-        proto::write_arp(&mut buf[ETH_HEADER_LEN..], arp);
+        let eth = EthernetRepr {
+            src: EthernetAddress(self.net.mac),
+            dst: EthernetAddress(to),
+            ethertype: EtherType::Arp,
+            vlan: None,
+        };
+        let ok: Result<usize, WireError> = eth.emit(buf).and_then(|n| arp.emit(&mut buf[n..]));
+        if ok.is_err() {
+            self.pool.put(addr);
+            return false;
+        }
         self.tx_batch.push(Desc { addr, len: len as u32 });
         true
     }
@@ -366,7 +380,7 @@ impl<R: XskRings> Datapath<R> {
             Resolve::Send(mac, d) => self.address_and_queue(d, mac),
             Resolve::Queued { request } => {
                 if request {
-                    self.send_arp_request(next_hop, BROADCAST);
+                    self.send_arp_request(next_hop, EthernetAddress::BROADCAST.0);
                 }
             }
             Resolve::Dropped(d) => {
@@ -379,7 +393,16 @@ impl<R: XskRings> Datapath<R> {
     fn address_and_queue(&mut self, d: Desc, mac: Mac) {
         // SAFETY: the frame is owned by the worker (lent, queued for ARP, or just written).
         let buf = unsafe { self.rings.frame_mut(d.addr, ETH_HEADER_LEN) };
-        proto::write_eth(buf, mac, self.net.mac, ETHERTYPE_IPV4);
+        let eth = EthernetRepr {
+            src: EthernetAddress(self.net.mac),
+            dst: EthernetAddress(mac),
+            ethertype: EtherType::Ipv4,
+            vlan: None,
+        };
+        if eth.emit(buf).is_err() {
+            self.pool.put(d.addr);
+            return;
+        }
         self.tx_batch.push(d);
     }
 
@@ -389,7 +412,7 @@ impl<R: XskRings> Datapath<R> {
         due.clear();
         self.neigh.poll(now, &mut due);
         for &ip in &due.broadcast {
-            self.send_arp_request(ip, BROADCAST);
+            self.send_arp_request(ip, EthernetAddress::BROADCAST.0);
         }
         for &(ip, mac) in &due.unicast {
             self.send_arp_request(ip, mac);
@@ -469,8 +492,9 @@ impl<R: XskRings> PacketSink for Datapath<R> {
             return;
         }
         // SAFETY: the lent frame is still owned by the worker.
-        let frame = unsafe { self.rings.frame(addr, ETH_HEADER_LEN + 20) };
-        let Some(dst) = proto::ipv4_dst(&frame[ETH_HEADER_LEN..]) else {
+        let frame = unsafe { self.rings.frame(addr, ETH_HEADER_LEN + Ipv4Repr::HEADER_LEN) };
+        let Some(dst) = frame.get(ETH_HEADER_LEN + 16..ETH_HEADER_LEN + 20).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        else {
             self.pool.put(addr);
             return;
         };
@@ -493,8 +517,10 @@ mod tests {
 
     const OUR_MAC: Mac = [2, 0, 0, 0, 0, 1];
     const GW_MAC: Mac = [2, 0, 0, 0, 0, 0xfe];
+    const BCAST: Mac = [0xff; 6];
     const OUR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 
     fn dp() -> Datapath<FakeRings> {
         let rings = FakeRings::new(64, 2048, 16);
@@ -504,28 +530,44 @@ mod tests {
         d
     }
 
-    fn arp_frame(op: u16, smac: Mac, sip: Ipv4Addr, tip: Ipv4Addr, dst: Mac) -> Vec<u8> {
-        let mut f = vec![0u8; 60];
-        proto::write_eth(&mut f, dst, smac, ETHERTYPE_ARP);
-        let a = Arp { op, sender_mac: smac, sender_ip: sip, target_mac: [0; 6], target_ip: tip };
-        proto::write_arp(&mut f[14..], &a);
+    fn eth(dst: Mac, src: Mac, ethertype: EtherType) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        EthernetRepr { src: EthernetAddress(src), dst: EthernetAddress(dst), ethertype, vlan: None }
+            .emit(&mut f)
+            .unwrap();
         f
+    }
+
+    fn arp_frame(arp: ArpRepr, dst: Mac) -> Vec<u8> {
+        let mut f = eth(dst, arp.source_hw.0, EtherType::Arp);
+        f.resize(60, 0);
+        arp.emit(&mut f[14..]).unwrap();
+        f
+    }
+
+    fn request(from_mac: Mac, from: Ipv4Addr, target: Ipv4Addr) -> ArpRepr {
+        ArpRepr::request(EthernetAddress(from_mac), from, target)
+    }
+
+    fn parse(f: &[u8]) -> (EthernetRepr, &[u8]) {
+        let (e, off) = EthernetRepr::parse(f).unwrap();
+        (e, &f[off..])
     }
 
     #[test]
     fn answers_arp_for_our_address_only() {
         let mut d = dp();
-        d.rings_mut().deliver(&arp_frame(ARP_REQUEST, GW_MAC, GW, OUR, BROADCAST));
-        d.rings_mut().deliver(&arp_frame(ARP_REQUEST, GW_MAC, GW, Ipv4Addr::new(198, 18, 0, 7), BROADCAST));
+        d.rings_mut().deliver(&arp_frame(request(GW_MAC, GW, OUR), BCAST));
+        d.rings_mut().deliver(&arp_frame(request(GW_MAC, GW, Ipv4Addr::new(198, 18, 0, 7)), BCAST));
         let mut delivered = 0;
         assert_eq!(d.receive(Instant::from_secs(1), &mut |_, _| delivered += 1), 2);
         d.flush();
         let out = d.rings_mut().transmit();
         assert_eq!(out.len(), 1, "one reply");
-        let eth = proto::parse_eth(&out[0]).unwrap();
-        assert_eq!((eth.dst, eth.src, eth.ethertype), (GW_MAC, OUR_MAC, ETHERTYPE_ARP));
-        let a = proto::parse_arp(&out[0][14..]).unwrap();
-        assert_eq!((a.op, a.sender_ip, a.sender_mac, a.target_ip), (ARP_REPLY, OUR, OUR_MAC, GW));
+        let (e, payload) = parse(&out[0]);
+        assert_eq!((e.dst.0, e.src.0, e.ethertype), (GW_MAC, OUR_MAC, EtherType::Arp));
+        let a = ArpRepr::parse(payload).unwrap();
+        assert_eq!((a.operation, a.source_ip, a.source_hw.0, a.target_ip), (ArpOperation::Reply, OUR, OUR_MAC, GW));
         assert_eq!(d.neighbour(GW), Some(GW_MAC), "RFC 826: the requester is cached");
         assert_eq!(delivered, 0);
         d.reclaim();
@@ -536,12 +578,21 @@ mod tests {
         assert_eq!(c.get(Counter::TxFrames), 1);
     }
 
-    fn ip_packet(dst: Ipv4Addr) -> Vec<u8> {
-        let mut p = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1];
-        p.extend(dst.octets());
-        let c = proto::internet_checksum(&p);
-        p[10..12].copy_from_slice(&c.to_be_bytes());
-        p.resize(40, 0);
+    fn ip_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 20 + payload.len()];
+        Ipv4Repr {
+            src,
+            dst,
+            protocol,
+            payload_len: payload.len(),
+            ttl: 64,
+            tos: 0,
+            ident: 1,
+            dont_fragment: true,
+        }
+        .emit(&mut p)
+        .unwrap();
+        p[20..].copy_from_slice(payload);
         p
     }
 
@@ -557,38 +608,34 @@ mod tests {
         let mut d = dp();
         d.set_now(Instant::from_secs(1));
         d.begin_transmit();
-        let client = Ipv4Addr::new(198, 18, 1, 2);
-        engine_send(&mut d, &ip_packet(client));
-        engine_send(&mut d, &ip_packet(client));
+        let pkt = ip_packet(OUR, CLIENT, IpProtocol::Tcp, &[0; 20]);
+        engine_send(&mut d, &pkt);
+        engine_send(&mut d, &pkt);
         d.flush();
         let out = d.rings_mut().transmit();
         assert_eq!(out.len(), 1, "only the ARP request goes out while resolving");
-        let a = proto::parse_arp(&out[0][14..]).unwrap();
-        assert_eq!((a.op, a.target_ip), (ARP_REQUEST, GW));
+        let a = ArpRepr::parse(parse(&out[0]).1).unwrap();
+        assert_eq!((a.operation, a.target_ip), (ArpOperation::Request, GW));
         // The reply releases both packets, addressed to the gateway.
         d.reclaim();
         d.refill();
-        let mut reply = arp_frame(ARP_REPLY, GW_MAC, GW, OUR, OUR_MAC);
-        proto::write_arp(
-            &mut reply[14..],
-            &Arp { op: ARP_REPLY, sender_mac: GW_MAC, sender_ip: GW, target_mac: OUR_MAC, target_ip: OUR },
-        );
-        d.rings_mut().deliver(&reply);
+        d.rings_mut().deliver(&arp_frame(a.reply(EthernetAddress(GW_MAC)), OUR_MAC));
         d.receive(Instant::from_secs(1), &mut |_, _| {});
         d.flush();
         let out = d.rings_mut().transmit();
         assert_eq!(out.len(), 2);
         for f in &out {
-            let eth = proto::parse_eth(f).unwrap();
-            assert_eq!((eth.dst, eth.src, eth.ethertype), (GW_MAC, OUR_MAC, ETHERTYPE_IPV4));
-            assert_eq!(f.len(), 14 + 40);
+            let (e, payload) = parse(f);
+            assert_eq!((e.dst.0, e.src.0, e.ethertype), (GW_MAC, OUR_MAC, EtherType::Ipv4));
+            assert_eq!(payload, &pkt[..]);
         }
         // Known now: sent at once.
         d.reclaim();
-        engine_send(&mut d, &ip_packet(client));
+        engine_send(&mut d, &pkt);
         d.flush();
         assert_eq!(d.rings_mut().transmit().len(), 1);
         d.reclaim();
+        d.refill();
         assert_eq!(d.frames_in_use(), 16, "only the fill ring holds frames");
     }
 
@@ -596,7 +643,7 @@ mod tests {
     fn unresolved_next_hop_fails_and_frees_frames() {
         let mut d = dp();
         d.set_now(Instant::from_secs(1));
-        engine_send(&mut d, &ip_packet(Ipv4Addr::new(198, 18, 0, 9)));
+        engine_send(&mut d, &ip_packet(OUR, Ipv4Addr::new(198, 18, 0, 9), IpProtocol::Tcp, &[0; 20]));
         for s in 2..6 {
             d.poll_neighbours(Instant::from_secs(s));
             d.flush();
@@ -611,12 +658,38 @@ mod tests {
     }
 
     #[test]
+    fn answers_ping_via_the_gateway() {
+        let mut d = dp();
+        let mut f = arp_frame(request(GW_MAC, GW, OUR), BCAST);
+        d.rings_mut().deliver(&f);
+        let echo = Icmpv4Repr::EchoRequest { ident: 7, seq_no: 3, data: b"abcdefgh" };
+        let mut icmp = vec![0u8; echo.buffer_len()];
+        echo.emit(&mut icmp).unwrap();
+        f = eth(OUR_MAC, GW_MAC, EtherType::Ipv4);
+        f.extend(ip_packet(CLIENT, OUR, IpProtocol::Icmp, &icmp));
+        d.rings_mut().deliver(&f);
+        d.receive(Instant::from_secs(1), &mut |_, _| panic!("ICMP is not for the engine"));
+        d.flush();
+        let out = d.rings_mut().transmit();
+        assert_eq!(out.len(), 2, "ARP reply and echo reply");
+        let (e, payload) = parse(&out[1]);
+        assert_eq!(e.dst.0, GW_MAC);
+        let (ip, body) = Ipv4Repr::parse(payload, true).unwrap();
+        assert_eq!((ip.src, ip.dst, ip.protocol), (OUR, CLIENT, IpProtocol::Icmp));
+        assert_eq!(
+            Icmpv4Repr::parse(body, true).unwrap(),
+            Icmpv4Repr::EchoReply { ident: 7, seq_no: 3, data: b"abcdefgh" }
+        );
+        let mut c = Counters::default();
+        d.take_counters(&mut c);
+        assert_eq!((c.get(Counter::InEchos), c.get(Counter::OutEchoReps)), (1, 1));
+    }
+
+    #[test]
     fn tcp_is_handed_over_in_place_and_foreign_frames_are_dropped() {
         let mut d = dp();
-        let mut f = vec![0u8; 14];
-        proto::write_eth(&mut f, OUR_MAC, GW_MAC, ETHERTYPE_IPV4);
-        let mut p = ip_packet(OUR);
-        p[12..16].copy_from_slice(&[198, 18, 1, 2]);
+        let p = ip_packet(CLIENT, OUR, IpProtocol::Tcp, &[0; 20]);
+        let mut f = eth(OUR_MAC, GW_MAC, EtherType::Ipv4);
         f.extend(&p);
         d.rings_mut().deliver(&f);
         let mut other = f.clone();
