@@ -54,7 +54,11 @@ impl AppSpec {
 }
 
 /// Accepts every pending connection of a listener, calling `f` for each.
-pub(crate) fn accept_all(engine: &mut Engine, listener: crate::tcp::ListenerId, mut f: impl FnMut(&mut Engine, ConnId)) {
+pub(crate) fn accept_all(
+    engine: &mut Engine,
+    listener: crate::tcp::ListenerId,
+    mut f: impl FnMut(&mut Engine, ConnId),
+) {
     // Bounded by the accept queue, which the engine bounds.
     while let Ok(c) = engine.accept(listener) {
         f(engine, c);

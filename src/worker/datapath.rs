@@ -493,7 +493,8 @@ impl<R: XskRings> PacketSink for Datapath<R> {
         }
         // SAFETY: the lent frame is still owned by the worker.
         let frame = unsafe { self.rings.frame(addr, ETH_HEADER_LEN + Ipv4Repr::HEADER_LEN) };
-        let Some(dst) = frame.get(ETH_HEADER_LEN + 16..ETH_HEADER_LEN + 20).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        let Some(dst) =
+            frame.get(ETH_HEADER_LEN + 16..ETH_HEADER_LEN + 20).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
         else {
             self.pool.put(addr);
             return;
@@ -580,18 +581,9 @@ mod tests {
 
     fn ip_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload: &[u8]) -> Vec<u8> {
         let mut p = vec![0u8; 20 + payload.len()];
-        Ipv4Repr {
-            src,
-            dst,
-            protocol,
-            payload_len: payload.len(),
-            ttl: 64,
-            tos: 0,
-            ident: 1,
-            dont_fragment: true,
-        }
-        .emit(&mut p)
-        .unwrap();
+        Ipv4Repr { src, dst, protocol, payload_len: payload.len(), ttl: 64, tos: 0, ident: 1, dont_fragment: true }
+            .emit(&mut p)
+            .unwrap();
         p[20..].copy_from_slice(payload);
         p
     }

@@ -127,10 +127,10 @@ impl<T> NeighborCache<T> {
             return Resolve::Dropped(pkt);
         }
         let cfg = &self.cfg;
-        let e = self.entries.entry(ip).or_insert_with(|| Entry {
-            state: State::Incomplete { sent: 0, next: now, queue: Vec::new() },
-            used: now,
-        });
+        let e = self
+            .entries
+            .entry(ip)
+            .or_insert_with(|| Entry { state: State::Incomplete { sent: 0, next: now, queue: Vec::new() }, used: now });
         e.used = now;
         match &mut e.state {
             State::Reachable { mac, confirmed } => {

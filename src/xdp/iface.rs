@@ -24,17 +24,22 @@ impl Interface {
         if index == 0 {
             bail!("no interface named {name} (in this network namespace)");
         }
-        let sys = format!("/sys/class/net/{name}");
-        let mac_text = std::fs::read_to_string(format!("{sys}/address")).with_context(|| format!("MAC of {name}"))?;
-        let mac = parse_mac(mac_text.trim()).with_context(|| format!("MAC of {name}: {:?}", mac_text.trim()))?;
-        let mtu = std::fs::read_to_string(format!("{sys}/mtu"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(1500);
-        let rx_queues = std::fs::read_dir(format!("{sys}/queues"))
-            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
-            .unwrap_or(1)
-            .max(1) as u32;
+        // ioctls, not sysfs: /sys shows the namespace it was mounted in, which need not be the caller's (a thread
+        // that entered a namespace with setns still sees the old /sys).
+        let sock = Ioctl::new()?;
+        let mut req = IfReq::new(name)?;
+        sock.call(libc::SIOCGIFHWADDR, &mut req).with_context(|| format!("MAC of {name}"))?;
+        // SAFETY: SIOCGIFHWADDR filled the sockaddr member of the union.
+        let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
+        let mut mac = [0u8; 6];
+        for (m, b) in mac.iter_mut().zip(hw.sa_data.iter()) {
+            *m = *b as u8;
+        }
+        let mut req = IfReq::new(name)?;
+        sock.call(libc::SIOCGIFMTU, &mut req).with_context(|| format!("MTU of {name}"))?;
+        // SAFETY: SIOCGIFMTU filled the int member of the union.
+        let mtu = unsafe { req.ifr_ifru.ifru_mtu } as u32;
+        let rx_queues = sock.rx_queues(name).unwrap_or(1).max(1);
         Ok(Interface { name: name.to_string(), index, mac, mtu, rx_queues })
     }
 
@@ -68,6 +73,77 @@ impl Interface {
         // SAFETY: frees the list from getifaddrs exactly once.
         unsafe { libc::freeifaddrs(head) };
         Ok(out)
+    }
+}
+
+type IfReq = libc::ifreq;
+
+trait IfReqExt: Sized {
+    fn new(name: &str) -> anyhow::Result<Self>;
+}
+
+impl IfReqExt for libc::ifreq {
+    fn new(name: &str) -> anyhow::Result<libc::ifreq> {
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+        if name.len() >= r.ifr_name.len() {
+            bail!("interface name {name:?} too long");
+        }
+        for (d, s) in r.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        Ok(r)
+    }
+}
+
+/// A datagram socket to issue interface ioctls on (in the caller's network namespace).
+struct Ioctl(std::os::fd::OwnedFd);
+
+/// `struct ethtool_channels` (uapi ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+
+impl Ioctl {
+    fn new() -> anyhow::Result<Ioctl> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket(2); the fd is owned at once.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("socket for interface ioctls");
+        }
+        // SAFETY: fresh fd owned by nobody else.
+        Ok(Ioctl(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn call(&self, req: libc::c_ulong, ifr: &mut libc::ifreq) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `ifr` is a valid ifreq for the interface ioctls used here.
+        if unsafe { libc::ioctl(self.0.as_raw_fd(), req as _, ifr as *mut libc::ifreq) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Receive queues from ETHTOOL_GCHANNELS: NICs report combined channels, veth reports rx.
+    fn rx_queues(&self, name: &str) -> Option<u32> {
+        let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
+        let mut ifr = libc::ifreq::new(name).ok()?;
+        ifr.ifr_ifru.ifru_data = &mut ch as *mut EthtoolChannels as *mut libc::c_char;
+        self.call(SIOCETHTOOL, &mut ifr).ok()?;
+        Some(ch.rx_count.max(ch.combined_count))
     }
 }
 

@@ -110,9 +110,7 @@ const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 pub fn set_busy_poll(fd: RawFd, bp: BusyPoll) -> io::Result<()> {
     let set = |opt: libc::c_int, v: libc::c_int| -> io::Result<()> {
         // SAFETY: setsockopt with a valid int option value.
-        let rc = unsafe {
-            libc::setsockopt(fd, libc::SOL_SOCKET, opt, &v as *const _ as *const libc::c_void, 4)
-        };
+        let rc = unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, opt, &v as *const _ as *const libc::c_void, 4) };
         if rc < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -156,9 +154,7 @@ impl XskRsRings {
     /// process can stay busy for a moment.
     pub fn create(ifname: &str, queue: u32, cfg: &RingConfig) -> anyhow::Result<XskRsRings> {
         use anyhow::Context;
-        use xsk_rs::config::{
-            BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
-        };
+        use xsk_rs::config::{BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 
         let umem_cfg = UmemConfig::builder()
             .frame_size(FrameSize::new(cfg.frame_size).context("frame size")?)
@@ -320,11 +316,21 @@ impl XskRings for XskRsRings {
     fn rx_wakeup(&mut self) -> io::Result<()> {
         // SAFETY: a zero-length, non-blocking recvfrom is the documented AF_XDP rx kick.
         let rc = unsafe {
-            libc::recvfrom(self.fd, std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut())
+            libc::recvfrom(
+                self.fd,
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
         };
         if rc < 0 {
             let e = io::Error::last_os_error();
-            if !matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::EINTR)) {
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::EINTR)
+            ) {
                 return Err(e);
             }
         }
