@@ -6,3 +6,6 @@ pub mod neigh;
 
 pub use datapath::{Datapath, NetConfig, BATCH};
 pub use neigh::{NeighConfig, NeighborCache};
+pub mod run;
+
+pub use run::Worker;
