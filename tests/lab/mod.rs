@@ -29,3 +29,39 @@ pub fn enter_netns(ns: &str) -> anyhow::Result<()> {
 pub fn xdptcp_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_xdptcp"))
 }
+
+/// Serialises the heavy tests of one test binary: the machine has two cores shared with everything else.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` on a thread that entered network namespace `ns`, and returns its result.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter_netns(&ns).expect("setns");
+        f()
+    })
+    .join()
+    .expect("thread in namespace panicked")
+}
+
+/// Runs the Python echo client in the lab's client namespace; returns (success, its JSON line).
+pub fn echo_client(lab: &xdptcp::cli::lab::Lab, args: &[&str]) -> (bool, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/echo_client.py");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns(), "python3", script, "--host"])
+        .arg(xdptcp::cli::lab::SERVER_ADDR.to_string())
+        .args(args)
+        .output()
+        .expect("running the echo client");
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    (out.status.success(), format!("{stdout} {stderr}"))
+}
+
+/// Starts `xdptcp serve` in the lab with `extra` arguments; the returned guard stops it.
+pub fn serve(lab: &xdptcp::cli::lab::Lab, extra: &[&str]) -> xdptcp::cli::demo::ServerProcess {
+    xdptcp::cli::demo::ServerProcess::start(lab, xdptcp_bin(), extra).expect("xdptcp serve")
+}
