@@ -1,10 +1,21 @@
 //! The engine's public face: handles, events, errors, the packet sink, and the socket-like API.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use super::{Config, Counters};
+use super::assembler::Assembler;
+use super::buffer::{ChunkPool, RecvBuffer, SendBuffer, DEFAULT_CHUNK};
+use super::congestion::{Congestion, CongestionControl};
+use super::conn::{Conn, FourTuple, RetransmitMode, TimerKind, CONN_TIMERS};
+use super::isn::IsnGenerator;
+use super::listener::Listener;
+use super::rtt::RttEstimator;
+use super::timewait::TimeWaitTable;
+use super::{Config, Counter, Counters};
 use crate::time::Instant;
+use crate::timer::TimerWheel;
+use crate::wire::SeqNum;
 
 /// A connection handle: slot index plus generation, so a stale handle never reaches a reused slot.
 #[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
@@ -169,124 +180,842 @@ pub struct ListenerInfo {
     pub syn_queue: u32,
 }
 
-/// The engine. See the module doc for how it is driven.
-pub struct Engine {
-    _todo: (),
+/// Borrows one live connection through the `slots` field only, so that `self.pool`, `self.counters` and
+/// `self.config` stay usable while it is held (a method call would borrow all of `self`).
+macro_rules! conn {
+    ($engine:ident, $index:expr) => {
+        $engine.slots[$index as usize].conn.as_deref_mut().expect("live connection slot")
+    };
+}
+pub(crate) use conn;
+
+/// A timer's payload: which connection (or TIME_WAIT record) and which of its timers.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct TimerEntry {
+    pub index: u32,
+    pub generation: u32,
+    pub kind: TimerKind,
 }
 
-#[allow(unused_variables)]
+/// A reply that belongs to no connection (RST to a closed port, ACK from a TIME_WAIT record). Queued, bounded,
+/// and sent on the next `poll_transmit`.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct ControlSegment {
+    pub tuple: FourTuple,
+    pub seq: SeqNum,
+    pub ack: SeqNum,
+    pub flags: u8,
+    pub window: u16,
+    pub timestamps: Option<(u32, u32)>,
+}
+
+/// At most this many connectionless replies wait for the next `poll_transmit`; more are dropped (and counted).
+const MAX_CONTROL_QUEUE: usize = 4096;
+
+pub(crate) struct Slot {
+    pub generation: u32,
+    pub conn: Option<Box<Conn>>,
+}
+
+type Hasher = foldhash::fast::RandomState;
+
+/// The engine. See the module doc for how it is driven.
+pub struct Engine {
+    pub(crate) config: Config,
+    pub(crate) counters: Counters,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) free_slots: Vec<u32>,
+    pub(crate) table: HashMap<FourTuple, u32, Hasher>,
+    pub(crate) listeners: Vec<Option<Listener>>,
+    pub(crate) listen_map: HashMap<SocketAddrV4, ListenerId, Hasher>,
+    pub(crate) timewait: TimeWaitTable,
+    pub(crate) timers: TimerWheel<TimerEntry>,
+    pub(crate) dirty: VecDeque<u32>,
+    pub(crate) control: VecDeque<ControlSegment>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) transitions: Option<VecDeque<Transition>>,
+    pub(crate) isn: IsnGenerator,
+    pub(crate) pool: ChunkPool,
+    pub(crate) port_cursor: u32,
+    /// RFC 5961 §7: challenge ACKs sent in the current one-second window.
+    pub(crate) challenge_window: (Instant, u32),
+    pub(crate) orphans: u32,
+    pub(crate) now: Instant,
+}
+
 impl Engine {
     /// `seed` keys the ISN and cookie secrets and the per-connection timestamp offsets; runtimes pass a random value,
     /// the simulator a fixed one so runs replay bit for bit.
     pub fn new(config: Config, now: Instant, seed: u64) -> Engine {
-        todo!()
-    }
-    pub fn config(&self) -> &Config {
-        todo!()
-    }
-    pub fn counters(&self) -> &Counters {
-        todo!()
-    }
-    /// Counters are also bumped by the runtime (ring and ARP counters) in the same array.
-    pub fn counters_mut(&mut self) -> &mut Counters {
-        todo!()
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        key[8..].copy_from_slice(&(seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15).to_le_bytes());
+        let tick = Duration::from_micros(config.timer_tick_us.max(1) as u64);
+        Engine {
+            timewait: TimeWaitTable::default(),
+            timers: TimerWheel::new(tick, now),
+            counters: Counters::default(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            table: HashMap::with_hasher(Hasher::default()),
+            listeners: Vec::new(),
+            listen_map: HashMap::with_hasher(Hasher::default()),
+            dirty: VecDeque::new(),
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            transitions: None,
+            isn: IsnGenerator::new(key),
+            pool: ChunkPool::new(DEFAULT_CHUNK, 4096),
+            port_cursor: (seed as u32) ^ (seed >> 32) as u32,
+            challenge_window: (now, 0),
+            orphans: 0,
+            now,
+            config,
+        }
     }
 
-    /// One received IPv4 packet (header and TCP segment). Anything not TCP is counted and ignored.
-    pub fn handle_ipv4(&mut self, now: Instant, packet: &[u8]) {
-        todo!()
+    pub fn config(&self) -> &Config {
+        &self.config
     }
+
+    /// Changes settings at run time. Only the knobs `Config::is_runtime_settable` allows are taken from `new`; the
+    /// others keep their value (buffer sizes apply to new connections).
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counters are also bumped by the runtime (ring and ARP counters) in the same array.
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
     /// Runs every timer due by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!()
+        self.now = self.now.max(now);
+        while let Some((_, entry)) = self.timers.poll(now) {
+            self.on_timer(now, entry);
+        }
     }
+
     /// The earliest instant at which `handle_timeout` has work, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.timers.next_deadline()
     }
-    /// Writes every segment that is due into the sink, until the sink runs out of buffers.
-    pub fn poll_transmit(&mut self, now: Instant, sink: &mut dyn PacketSink) {
-        todo!()
-    }
+
     /// True when `poll_transmit` has something to send.
     pub fn wants_transmit(&self) -> bool {
-        todo!()
+        !self.dirty.is_empty() || !self.control.is_empty()
     }
+
     pub fn poll_event(&mut self) -> Option<Event> {
-        todo!()
+        self.events.pop_front()
     }
+
     /// Turns the transition log on or off (off by default: it costs a push per state change).
     pub fn record_transitions(&mut self, on: bool) {
-        todo!()
+        self.transitions = if on { Some(VecDeque::new()) } else { None };
     }
+
     pub fn poll_transition(&mut self) -> Option<Transition> {
-        todo!()
+        self.transitions.as_mut()?.pop_front()
+    }
+
+    // ----- the socket-like API -----
+
+    /// Active open. A local port of 0 picks one from `ip_local_port_range`.
+    pub fn connect(&mut self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> Result<ConnId, Error> {
+        self.now = self.now.max(now);
+        if remote.port() == 0 || remote.ip().is_unspecified() || local.ip().is_unspecified() {
+            return Err(Error::InvalidArgument);
+        }
+        let tuple = if local.port() == 0 {
+            self.pick_ephemeral_port(now, *local.ip(), remote)?
+        } else {
+            let t = FourTuple {
+                local_ip: *local.ip(),
+                local_port: local.port(),
+                remote_ip: *remote.ip(),
+                remote_port: remote.port(),
+            };
+            if self.table.contains_key(&t) || !self.timewait_allows_reuse(now, &t) {
+                return Err(Error::AddrInUse);
+            }
+            t
+        };
+        let iss = self.isn.isn(tuple.local(), tuple.remote(), now);
+        let index = self.alloc_conn(now, tuple, iss, State::SynSent)?;
+        let conn = self.conn_mut(index);
+        conn.app_owned = true;
+        let id = ConnId { index, generation: conn.generation };
+        self.counters.inc(Counter::ActiveOpens);
+        self.log_transition(now, tuple, State::Closed, State::SynSent);
+        self.mark_dirty(index);
+        Ok(id)
     }
 
     pub fn listen(&mut self, addr: SocketAddrV4, backlog: u32) -> Result<ListenerId, Error> {
-        todo!()
+        if addr.port() == 0 {
+            return Err(Error::InvalidArgument);
+        }
+        if self.listen_map.contains_key(&addr) {
+            return Err(Error::AddrInUse);
+        }
+        let limit = backlog.clamp(1, self.config.somaxconn.max(1));
+        let slot = self.listeners.iter().position(Option::is_none).unwrap_or_else(|| {
+            self.listeners.push(None);
+            self.listeners.len() - 1
+        });
+        let id = ListenerId(slot as u32);
+        self.listeners[slot] = Some(Listener::new(addr, limit));
+        self.listen_map.insert(addr, id);
+        Ok(id)
     }
+
+    /// Closes a listener: connections still in its queues are reset, as Linux does on close(listen_fd).
     pub fn unlisten(&mut self, listener: ListenerId) -> Result<(), Error> {
-        todo!()
+        let l = self.listeners.get_mut(listener.0 as usize).and_then(Option::take).ok_or(Error::InvalidHandle)?;
+        self.listen_map.remove(&l.local);
+        let now = self.now;
+        let half_open: Vec<ConnId> = (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].conn.as_ref().is_some_and(|c| c.listener == Some(listener)))
+            .map(|i| self.id_of(i))
+            .collect();
+        for id in half_open {
+            self.reset_and_release(now, id.index, Counter::TCPAbortOnClose);
+        }
+        Ok(())
     }
+
     pub fn accept(&mut self, listener: ListenerId) -> Result<ConnId, Error> {
-        todo!()
+        let l = self.listeners.get_mut(listener.0 as usize).and_then(Option::as_mut).ok_or(Error::InvalidHandle)?;
+        let id = l.accept_queue.pop_front().ok_or(Error::WouldBlock)?;
+        let conn = self.conn_checked_mut(id).ok_or(Error::InvalidHandle)?;
+        conn.in_accept_queue = false;
+        conn.listener = None;
+        conn.app_owned = true;
+        // Data (or a FIN) may have arrived while the connection waited in the queue.
+        if !conn.recvbuf.is_empty() || conn.peer_fin || conn.error.is_some() {
+            conn.readable_signalled = true;
+            self.events.push_back(Event::Readable(id));
+        }
+        Ok(id)
     }
-    /// Active open. A local port of 0 picks one from `ip_local_port_range`.
-    pub fn connect(&mut self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> Result<ConnId, Error> {
-        todo!()
-    }
+
     /// Queues up to `data.len()` bytes; returns how many were taken (`WouldBlock` if none).
     pub fn send(&mut self, now: Instant, conn: ConnId, data: &[u8]) -> Result<usize, Error> {
-        todo!()
+        self.now = self.now.max(now);
+        self.app_conn_mut(conn)?;
+        let c = conn!(self, conn.index);
+        if let Some(e) = c.error {
+            return Err(e);
+        }
+        if c.fin_queued {
+            return Err(Error::WriteClosed);
+        }
+        if !matches!(c.state, State::SynSent | State::SynReceived | State::Established | State::CloseWait) {
+            return Err(Error::NotConnected);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = c.sendbuf.append(&mut self.pool, data);
+        if n < data.len() {
+            c.want_writable = true;
+        }
+        if n == 0 {
+            return Err(Error::WouldBlock);
+        }
+        // RFC 5681 §4.1: after an idle period longer than the RTO, restart from the initial window.
+        if self.config.tcp_slow_start_after_idle
+            && c.snd_una == c.snd_max
+            && now.saturating_since(c.last_tx_data) > c.rtt.rto()
+            && c.is_synchronized()
+        {
+            c.cc.on_idle_restart();
+        }
+        self.mark_dirty(conn.index);
+        Ok(n)
     }
+
     /// Reads up to `buf.len()` bytes; `Ok(0)` is end of stream (peer sent FIN); `WouldBlock` if nothing yet.
     pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
-        todo!()
+        let mut copied = 0;
+        self.recv_with(conn, &mut |data: &[u8]| {
+            let n = data.len().min(buf.len() - copied);
+            buf[copied..copied + n].copy_from_slice(&data[..n]);
+            copied += n;
+            n
+        })
+        .map(|_| copied)
     }
-    /// Zero-copy receive: `f` sees the contiguous readable bytes and returns how many it consumed.
+
+    /// Zero-copy receive: `f` sees contiguous readable bytes (possibly several times, one chunk each) and returns
+    /// how many it consumed; consuming less than offered stops the read.
     pub fn recv_with(&mut self, conn: ConnId, f: &mut dyn FnMut(&[u8]) -> usize) -> Result<usize, Error> {
-        todo!()
+        self.app_conn_mut(conn)?;
+        let c = conn!(self, conn.index);
+        let mut total = 0;
+        loop {
+            let chunk = c.recvbuf.peek();
+            if chunk.is_empty() {
+                break;
+            }
+            let offered = chunk.len();
+            let n = f(chunk).min(offered);
+            c.recvbuf.consume(&mut self.pool, n);
+            total += n;
+            if n < offered {
+                break;
+            }
+        }
+        if total > 0 {
+            if c.recvbuf.is_empty() {
+                c.readable_signalled = false;
+            }
+            self.after_app_read(conn.index);
+            return Ok(total);
+        }
+        c.readable_signalled = false;
+        if let Some(e) = c.error {
+            return Err(e);
+        }
+        if c.peer_fin {
+            return Ok(0);
+        }
+        match c.state {
+            State::SynSent | State::SynReceived | State::Established | State::FinWait1 | State::FinWait2 => {
+                Err(Error::WouldBlock)
+            }
+            _ => Ok(0),
+        }
     }
+
     /// Half-close: send FIN after the queued data; reading continues.
     pub fn shutdown_write(&mut self, now: Instant, conn: ConnId) -> Result<(), Error> {
-        todo!()
+        self.now = self.now.max(now);
+        let c = self.app_conn_mut(conn)?;
+        if c.fin_queued {
+            return Ok(());
+        }
+        match c.state {
+            State::SynSent if c.snd_nxt == c.iss => {
+                // Nothing sent yet: RFC 9293 §3.10.4 says delete the TCB.
+                c.error = Some(Error::NotConnected);
+                let tuple = c.tuple;
+                self.finish(now, conn.index, CloseReason::Aborted, false);
+                self.log_transition(now, tuple, State::SynSent, State::Closed);
+                Ok(())
+            }
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {
+                c.fin_queued = true;
+                self.mark_dirty(conn.index);
+                Ok(())
+            }
+            _ => Err(Error::NotConnected),
+        }
     }
+
     /// Orderly close; the handle is released and the engine finishes the close on its own (an orphan).
     /// Unread received data makes this an abort (RST), as in Linux (RFC 2525 §2.17).
     pub fn close(&mut self, now: Instant, conn: ConnId) -> Result<(), Error> {
-        todo!()
+        self.now = self.now.max(now);
+        let c = self.app_conn_mut(conn)?;
+        c.app_owned = false;
+        if c.finished {
+            self.release_slot(conn.index);
+            return Ok(());
+        }
+        if !c.recvbuf.is_empty() {
+            self.reset_and_release(now, conn.index, Counter::TCPAbortOnClose);
+            return Ok(());
+        }
+        match c.state {
+            State::SynSent => {
+                let tuple = c.tuple;
+                self.log_transition(now, tuple, State::SynSent, State::Closed);
+                self.finish(now, conn.index, CloseReason::Aborted, false);
+                self.release_slot(conn.index);
+            }
+            _ => {
+                if !c.fin_queued {
+                    c.fin_queued = true;
+                }
+                self.orphans += 1;
+                if self.orphans > self.config.tcp_max_orphans {
+                    self.counters.inc(Counter::TCPAbortOnMemory);
+                    self.reset_and_release(now, conn.index, Counter::TCPOrphanDrop);
+                    return Ok(());
+                }
+                let c = self.conn_mut(conn.index);
+                // An orphan in FIN_WAIT_2 must not linger forever (tcp_fin_timeout).
+                if c.state == State::FinWait2 {
+                    self.arm_fin_wait2_timer(now, conn.index);
+                }
+                self.mark_dirty(conn.index);
+            }
+        }
+        Ok(())
     }
+
     /// Abortive close (SO_LINGER 0): RST now, handle released.
     pub fn abort(&mut self, now: Instant, conn: ConnId) -> Result<(), Error> {
-        todo!()
+        self.now = self.now.max(now);
+        let c = self.app_conn_mut(conn)?;
+        c.app_owned = false;
+        if c.finished {
+            self.release_slot(conn.index);
+            return Ok(());
+        }
+        self.reset_and_release(now, conn.index, Counter::TCPAbortOnLinger);
+        Ok(())
     }
+
     pub fn set_nodelay(&mut self, conn: ConnId, nodelay: bool) -> Result<(), Error> {
-        todo!()
+        let c = self.app_conn_mut(conn)?;
+        c.nodelay = nodelay;
+        if nodelay && !c.sendbuf.is_empty() {
+            self.mark_dirty(conn.index);
+        }
+        Ok(())
     }
+
     pub fn set_keepalive(&mut self, conn: ConnId, keepalive: bool) -> Result<(), Error> {
-        todo!()
+        let now = self.now;
+        let c = self.app_conn_mut(conn)?;
+        c.keepalive = keepalive;
+        if keepalive {
+            let at = now + Duration::from_secs(self.config.tcp_keepalive_time as u64);
+            self.set_timer(conn.index, TimerKind::Keepalive, at);
+        } else {
+            self.cancel_timer(conn.index, TimerKind::Keepalive);
+        }
+        Ok(())
     }
+
     pub fn info(&self, conn: ConnId) -> Option<ConnInfo> {
-        todo!()
+        self.conn_checked(conn).map(|c| c.info())
     }
+
     pub fn listener_info(&self, listener: ListenerId) -> Option<ListenerInfo> {
-        todo!()
+        let l = self.listeners.get(listener.0 as usize)?.as_ref()?;
+        Some(ListenerInfo {
+            local: l.local,
+            accept_queue: l.accept_queue.len() as u32,
+            accept_limit: l.accept_limit,
+            syn_queue: l.syn_queue_len,
+        })
     }
+
+    /// Every live connection's snapshot, streamed (for `ss`); TIME_WAIT records are reported by
+    /// [`Engine::for_each_timewait`].
+    pub fn for_each_connection(&self, f: &mut dyn FnMut(ConnId, ConnInfo)) {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(c) = slot.conn.as_ref().filter(|c| !c.finished) {
+                f(ConnId { index: i as u32, generation: slot.generation }, c.info());
+            }
+        }
+    }
+
+    /// Every TIME_WAIT record as (local, remote, time left).
+    pub fn for_each_timewait(&self, f: &mut dyn FnMut(SocketAddrV4, SocketAddrV4, Duration)) {
+        self.timewait.for_each(self.now, &self.timers, f);
+    }
+
     /// Number of connections in the table (all states but TIME_WAIT) and of TIME_WAIT records.
     pub fn connection_count(&self) -> (usize, usize) {
-        todo!()
+        (self.table.len(), self.timewait.len())
     }
+
     /// Readable bytes queued on a connection.
     pub fn recv_queue_len(&self, conn: ConnId) -> usize {
-        todo!()
+        self.conn_checked(conn).map_or(0, |c| c.recvbuf.len())
     }
+
     /// Free send-buffer space.
     pub fn send_capacity(&self, conn: ConnId) -> usize {
-        todo!()
+        self.conn_checked(conn).map_or(0, |c| c.sendbuf.free())
     }
+
     pub fn local_addr_of(&self, conn: ConnId) -> Option<(SocketAddrV4, SocketAddrV4)> {
-        let _ = Ipv4Addr::UNSPECIFIED;
-        todo!()
+        self.conn_checked(conn).map(|c| (c.tuple.local(), c.tuple.remote()))
     }
+
+    /// Bytes of buffer memory held in chunks right now (the engine's own accounting for memory per connection).
+    pub fn buffer_bytes_in_use(&self) -> usize {
+        self.pool.bytes_in_use()
+    }
+
+    // ----- internals shared by input, output and timers -----
+
+    pub(crate) fn conn_checked(&self, id: ConnId) -> Option<&Conn> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.conn.as_deref()
+    }
+
+    pub(crate) fn conn_checked_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.conn.as_deref_mut()
+    }
+
+    /// A connection the application holds.
+    fn app_conn_mut(&mut self, id: ConnId) -> Result<&mut Conn, Error> {
+        match self.conn_checked_mut(id) {
+            Some(c) if c.app_owned => Ok(c),
+            _ => Err(Error::InvalidHandle),
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self, index: u32) -> &mut Conn {
+        self.slots[index as usize].conn.as_deref_mut().expect("live connection slot")
+    }
+
+    pub(crate) fn conn_ref(&self, index: u32) -> &Conn {
+        self.slots[index as usize].conn.as_deref().expect("live connection slot")
+    }
+
+    pub(crate) fn conn_opt(&mut self, index: u32, generation: u32) -> Option<&mut Conn> {
+        self.conn_checked_mut(ConnId { index, generation })
+    }
+
+    pub(crate) fn id_of(&self, index: u32) -> ConnId {
+        ConnId { index, generation: self.slots[index as usize].generation }
+    }
+
+    /// Creates a connection in `state` and enters it in the four-tuple table.
+    pub(crate) fn alloc_conn(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        iss: SeqNum,
+        state: State,
+    ) -> Result<u32, Error> {
+        if self.table.len() >= self.config.max_connections as usize {
+            self.counters.inc(Counter::TCPAbortOnMemory);
+            return Err(Error::TableFull);
+        }
+        let cfg = &self.config;
+        let mss = cfg.mss();
+        let cc = Congestion::new(&cfg.tcp_congestion_control, mss as u32, cfg.tcp_init_cwnd)
+            .or_else(|| Congestion::new("reno", mss as u32, cfg.tcp_init_cwnd))
+            .expect("reno is always available");
+        let rcv_wscale = if cfg.tcp_window_scaling { window_shift_for(cfg.tcp_rmem[2]) } else { 0 };
+        let rto_min = Duration::from_micros(cfg.tcp_rto_min_us as u64);
+        let rto_max = Duration::from_millis(cfg.tcp_rto_max_ms as u64);
+        let conn = Conn {
+            tuple,
+            state,
+            generation: 0,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_buf_seq: iss + 1,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: SeqNum(0),
+            snd_wscale: 0,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_adv: SeqNum(0),
+            rcv_wscale,
+            ooo_fin: None,
+            smss: mss,
+            peer_mss: 536,
+            ts_enabled: false,
+            ts_recent: 0,
+            ts_recent_at: now,
+            ts_offset: self.isn.ts_offset(tuple.local(), tuple.remote()),
+            sack_ok: false,
+            wscale_ok: false,
+            rtt: RttEstimator::new(rto_min, rto_max),
+            rtt_seq: None,
+            cc,
+            in_recovery: false,
+            recover: iss,
+            dupacks: 0,
+            retransmit_head: false,
+            sws_override: false,
+            sendbuf: SendBuffer::new(cfg.tcp_wmem[1] as usize),
+            recvbuf: RecvBuffer::new(cfg.tcp_rmem[1] as usize),
+            assembler: Assembler::new(),
+            fin_queued: false,
+            peer_fin: false,
+            timers: [None; CONN_TIMERS],
+            retransmit_mode: RetransmitMode::Rto,
+            retransmits: 0,
+            total_retransmits: 0,
+            keepalive_probes: 0,
+            last_rx: now,
+            last_tx_data: now,
+            ack_now: false,
+            unacked_bytes: 0,
+            quickack: 0,
+            window_update: false,
+            nodelay: false,
+            keepalive: false,
+            app_owned: false,
+            listener: None,
+            in_accept_queue: false,
+            error: None,
+            close_reason: None,
+            finished: false,
+            dirty: false,
+            readable_signalled: false,
+            want_writable: false,
+        };
+        let index = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot { generation: 0, conn: None });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        let mut conn = Box::new(conn);
+        conn.generation = slot.generation;
+        slot.conn = Some(conn);
+        self.table.insert(tuple, index);
+        Ok(index)
+    }
+
+    /// Frees the slot once nobody needs it: the application released it and the protocol is done with it.
+    pub(crate) fn release_slot(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        let Some(c) = slot.conn.as_mut() else { return };
+        if c.app_owned || c.in_accept_queue || !c.finished {
+            return;
+        }
+        c.sendbuf.clear(&mut self.pool);
+        c.recvbuf.clear(&mut self.pool);
+        slot.conn = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free_slots.push(index);
+    }
+
+    /// The connection is over on the wire: out of the table, timers off, buffers freed, the application told.
+    /// `to_timewait` keeps a compact TIME_WAIT record for the four-tuple.
+    pub(crate) fn finish(&mut self, now: Instant, index: u32, reason: CloseReason, to_timewait: bool) {
+        for kind in [TimerKind::Retransmit, TimerKind::DelayedAck, TimerKind::Keepalive] {
+            self.cancel_timer(index, kind);
+        }
+        let c = conn!(self, index);
+        if c.finished {
+            return;
+        }
+        c.finished = true;
+        c.close_reason = Some(reason);
+        let tuple = c.tuple;
+        let from = c.state;
+        let app_owned = c.app_owned;
+        let was_orphan = !app_owned && !c.in_accept_queue && c.listener.is_none();
+        if c.error.is_none() {
+            c.error = match reason {
+                CloseReason::Normal => None,
+                CloseReason::Reset => Some(Error::Reset),
+                CloseReason::Refused => Some(Error::Refused),
+                CloseReason::TimedOut => Some(Error::TimedOut),
+                CloseReason::Aborted => Some(Error::Aborted),
+            };
+        }
+        c.sendbuf.clear(&mut self.pool);
+        if !app_owned {
+            c.recvbuf.clear(&mut self.pool);
+        }
+        c.assembler.clear();
+        let to_tw_state = if to_timewait { State::TimeWait } else { State::Closed };
+        c.state = to_tw_state;
+        let snapshot = to_timewait.then(|| (c.snd_max, c.rcv_nxt, c.ts_enabled, c.ts_recent, c.ts_offset));
+        if let Some(l) = c.listener.take() {
+            // A half-open or not-yet-accepted connection leaves its listener's queues.
+            let in_accept = std::mem::replace(&mut c.in_accept_queue, false);
+            let id = self.id_of(index);
+            if let Some(listener) = self.listeners.get_mut(l.0 as usize).and_then(Option::as_mut) {
+                if in_accept {
+                    listener.accept_queue.retain(|x| *x != id);
+                } else {
+                    listener.syn_queue_len = listener.syn_queue_len.saturating_sub(1);
+                }
+            }
+        }
+        self.table.remove(&tuple);
+        if was_orphan {
+            self.orphans = self.orphans.saturating_sub(1);
+        }
+        if from != to_tw_state {
+            self.log_transition(now, tuple, from, to_tw_state);
+        }
+        if let Some((snd_nxt, rcv_nxt, ts, ts_recent, ts_offset)) = snapshot {
+            if self.timewait.len() < self.config.tcp_max_tw_buckets as usize {
+                self.counters.inc(Counter::TW);
+                let len = self.config.time_wait_len();
+                self.timewait.insert(&mut self.timers, now, len, tuple, snd_nxt, rcv_nxt, ts, ts_recent, ts_offset);
+            } else {
+                self.counters.inc(Counter::TCPTimeWaitOverflow);
+                self.log_transition(now, tuple, State::TimeWait, State::Closed);
+            }
+        }
+        if app_owned {
+            let id = self.id_of(index);
+            self.events.push_back(Event::Closed(id, reason));
+        }
+        self.release_slot(index);
+    }
+
+    /// Sends RST for the connection (if synchronized or SYN-RECEIVED) and frees it.
+    pub(crate) fn reset_and_release(&mut self, now: Instant, index: u32, counter: Counter) {
+        let c = conn!(self, index);
+        if c.finished {
+            self.release_slot(index);
+            return;
+        }
+        let send_rst = !matches!(c.state, State::SynSent | State::Closed);
+        let (tuple, seq, ack) = (c.tuple, c.snd_max, c.rcv_nxt);
+        if send_rst {
+            self.counters.inc(counter);
+            if c.state == State::Established || c.state == State::CloseWait {
+                self.counters.inc(Counter::EstabResets);
+            }
+            self.queue_control(ControlSegment {
+                tuple,
+                seq,
+                ack,
+                flags: crate::wire::TcpFlags::RST | crate::wire::TcpFlags::ACK,
+                window: 0,
+                timestamps: None,
+            });
+        }
+        self.finish(now, index, CloseReason::Aborted, false);
+        self.release_slot(index);
+    }
+
+    pub(crate) fn queue_control(&mut self, seg: ControlSegment) {
+        if self.control.len() >= MAX_CONTROL_QUEUE {
+            self.counters.inc(Counter::TxNoBuffer);
+            return;
+        }
+        if seg.flags & crate::wire::TcpFlags::RST != 0 {
+            self.counters.inc(Counter::OutRsts);
+        }
+        self.control.push_back(seg);
+    }
+
+    pub(crate) fn mark_dirty(&mut self, index: u32) {
+        let c = conn!(self, index);
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push_back(index);
+        }
+    }
+
+    pub(crate) fn set_state(&mut self, now: Instant, index: u32, to: State) {
+        let c = conn!(self, index);
+        let from = c.state;
+        if from == to {
+            return;
+        }
+        c.state = to;
+        let tuple = c.tuple;
+        self.log_transition(now, tuple, from, to);
+    }
+
+    pub(crate) fn log_transition(&mut self, now: Instant, tuple: FourTuple, from: State, to: State) {
+        if let Some(t) = self.transitions.as_mut() {
+            t.push_back(Transition { at: now, local: tuple.local(), remote: tuple.remote(), from, to });
+        }
+    }
+
+    /// After the application read: if the window opened enough, tell the peer (receiver-side SWS avoidance,
+    /// RFC 9293 §3.8.6.2.2: only when it grows by min(buffer/2, MSS)).
+    fn after_app_read(&mut self, index: u32) {
+        let c = conn!(self, index);
+        if !c.is_synchronized() || c.peer_fin {
+            return;
+        }
+        let advertised = c.rcv_adv - c.rcv_nxt;
+        let possible = c.recvbuf.free() as u32;
+        let threshold = (c.recvbuf.capacity() as u32 / 2).min(c.smss as u32);
+        if possible >= advertised.saturating_add(threshold) {
+            c.window_update = true;
+            self.mark_dirty(index);
+        }
+    }
+
+    /// RFC 5961 §7: challenge ACKs are rate limited engine-wide.
+    pub(crate) fn challenge_ack_allowed(&mut self, now: Instant) -> bool {
+        let (start, count) = self.challenge_window;
+        if now.saturating_since(start) >= Duration::from_secs(1) {
+            self.challenge_window = (now, 1);
+            return true;
+        }
+        if count < self.config.tcp_challenge_ack_limit {
+            self.challenge_window.1 += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Chooses a free local port for `remote`, Linux-style: start at a keyed offset, walk the range, skip tuples in
+    /// use (or in TIME_WAIT that `tcp_tw_reuse` does not let us take).
+    fn pick_ephemeral_port(&mut self, now: Instant, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Result<FourTuple, Error> {
+        let [lo, hi] = self.config.ip_local_port_range;
+        let (lo, hi) = (lo.min(hi) as u32, lo.max(hi) as u32);
+        let span = hi - lo + 1;
+        let offset = self.isn.hash_tuple(SocketAddrV4::new(local_ip, 0), remote) as u32;
+        for i in 0..span {
+            let port = lo + (offset.wrapping_add(self.port_cursor).wrapping_add(i) % span);
+            let t = FourTuple {
+                local_ip,
+                local_port: port as u16,
+                remote_ip: *remote.ip(),
+                remote_port: remote.port(),
+            };
+            if self.table.contains_key(&t) || !self.timewait_allows_reuse(now, &t) {
+                continue;
+            }
+            // Step by 2 like Linux so that consecutive connects do not probe the same ports again.
+            self.port_cursor = self.port_cursor.wrapping_add(i + 2);
+            return Ok(t);
+        }
+        self.counters.inc(Counter::TCPConnectNoPorts);
+        Err(Error::NoPorts)
+    }
+
+    /// An active open may take a four-tuple in TIME_WAIT only under `tcp_tw_reuse` = 1 with timestamps (so PAWS
+    /// protects the new incarnation) and after one second, as Linux does. Taking it removes the record.
+    fn timewait_allows_reuse(&mut self, now: Instant, t: &FourTuple) -> bool {
+        match self.timewait.get(t) {
+            None => true,
+            Some(rec) => {
+                let reusable = self.config.tcp_tw_reuse == 1
+                    && rec.ts_enabled
+                    && now.saturating_since(rec.entered) >= Duration::from_secs(1);
+                if reusable {
+                    self.timewait.remove(&mut self.timers, t);
+                    self.counters.inc(Counter::TWRecycled);
+                }
+                reusable
+            }
+        }
+    }
+}
+
+/// The smallest window-scale shift that lets `max_buffer` be advertised in 16 bits (RFC 7323 §2.3, at most 14).
+pub(crate) fn window_shift_for(max_buffer: u32) -> u8 {
+    let mut shift = 0u8;
+    while shift < 14 && (max_buffer >> shift) > 65535 {
+        shift += 1;
+    }
+    shift
 }

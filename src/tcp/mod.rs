@@ -19,11 +19,21 @@ pub mod assembler;
 pub mod buffer;
 pub mod config;
 pub mod congestion;
+mod conn;
 pub mod counters;
 mod engine;
+mod input;
 pub mod isn;
+mod listener;
+mod output;
 pub mod rtt;
+pub mod syncookies;
+mod timers;
+mod timewait;
 
 pub use config::Config;
 pub use counters::{Counter, Counters};
 pub use engine::*;
+
+#[cfg(test)]
+mod tests;

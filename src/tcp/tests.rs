@@ -1,0 +1,418 @@
+//! Engine tests that read like packet traces: two engines joined by a direct, lossless link (with an optional
+//! filter that drops or rewrites segments), stepped by a virtual clock. The seeded-fault scenarios live in the
+//! simulator (`src/sim`, `tests/sim_*.rs`).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use super::*;
+use crate::time::Instant;
+use crate::wire::{Ipv4Repr, TcpFlags, TcpRepr};
+
+const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+#[derive(Default)]
+struct VecSink {
+    packets: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+}
+
+impl PacketSink for VecSink {
+    fn buffer(&mut self) -> Option<&mut [u8]> {
+        self.scratch.clear();
+        self.scratch.resize(1500, 0);
+        Some(&mut self.scratch)
+    }
+    fn commit(&mut self, len: usize) {
+        self.packets.push(self.scratch[..len].to_vec());
+    }
+}
+
+/// A summary of one segment for assertions.
+#[derive(Clone, Debug)]
+struct Seg {
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    len: usize,
+    window: u16,
+}
+
+fn parse(p: &[u8]) -> Seg {
+    let (ip, payload) = Ipv4Repr::parse(p, true).expect("valid ipv4");
+    let t = TcpRepr::parse(payload, ip.src, ip.dst, true).expect("valid tcp");
+    Seg { flags: t.flags, seq: t.seq.0, ack: t.ack.0, len: t.payload.len(), window: t.window }
+}
+
+type Filter = Box<dyn FnMut(bool, &Seg) -> bool>;
+
+struct Pair {
+    a: Engine,
+    b: Engine,
+    now: Instant,
+    /// (from_a, segment) for everything that crossed the link.
+    log: Vec<(bool, Seg)>,
+    /// When each logged segment was sent.
+    times: Vec<Instant>,
+    /// Returns false to drop a segment.
+    filter: Option<Filter>,
+}
+
+impl Pair {
+    fn new(cfg_a: Config, cfg_b: Config) -> Pair {
+        let now = Instant::from_secs(1);
+        Pair {
+            a: Engine::new(cfg_a, now, 1),
+            b: Engine::new(cfg_b, now, 2),
+            now,
+            log: Vec::new(),
+            times: Vec::new(),
+            filter: None,
+        }
+    }
+
+    /// Exchanges packets until both sides are quiet (no timers are run).
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut sa = VecSink::default();
+            let mut sb = VecSink::default();
+            self.a.poll_transmit(self.now, &mut sa);
+            self.b.poll_transmit(self.now, &mut sb);
+            if sa.packets.is_empty() && sb.packets.is_empty() {
+                return;
+            }
+            for p in sa.packets {
+                let s = parse(&p);
+                let pass = self.filter.as_mut().is_none_or(|f| f(true, &s));
+                self.log.push((true, s));
+                self.times.push(self.now);
+                if pass {
+                    self.b.handle_ipv4(self.now, &p);
+                }
+            }
+            for p in sb.packets {
+                let s = parse(&p);
+                let pass = self.filter.as_mut().is_none_or(|f| f(false, &s));
+                self.log.push((false, s));
+                self.times.push(self.now);
+                if pass {
+                    self.a.handle_ipv4(self.now, &p);
+                }
+            }
+        }
+        panic!("link never went quiet");
+    }
+
+    /// Advances virtual time by `d`, running timers and pumping as it goes.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.pump();
+        loop {
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.a.handle_timeout(end);
+        self.b.handle_timeout(end);
+        self.pump();
+    }
+
+    fn events_a(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.a.poll_event()).collect()
+    }
+    fn events_b(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.b.poll_event()).collect()
+    }
+
+    /// A connected pair: A actively opens to B's listener on port 80.
+    fn connected(cfg_a: Config, cfg_b: Config) -> (Pair, ConnId, ConnId) {
+        let mut p = Pair::new(cfg_a, cfg_b);
+        let l = p.b.listen(SocketAddrV4::new(B, 80), 128).unwrap();
+        let ca = p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+        p.pump();
+        assert!(p.events_a().contains(&Event::Connected(ca)));
+        assert!(p.events_b().contains(&Event::Incoming(l)));
+        let cb = p.b.accept(l).unwrap();
+        (p, ca, cb)
+    }
+}
+
+fn read_all(e: &mut Engine, c: ConnId) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = e.recv(c, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+#[test]
+fn three_way_handshake_negotiates_options() {
+    let (p, ca, cb) = Pair::connected(Config::default(), Config::default());
+    let syn = &p.log[0].1;
+    assert_eq!(syn.flags.0, TcpFlags::SYN);
+    let synack = &p.log[1].1;
+    assert_eq!(synack.flags.0, TcpFlags::SYN | TcpFlags::ACK);
+    assert_eq!(synack.ack, syn.seq.wrapping_add(1));
+    assert_eq!(p.log.len(), 3, "SYN, SYN-ACK, ACK: {:?}", p.log);
+    let ia = p.a.info(ca).unwrap();
+    let ib = p.b.info(cb).unwrap();
+    assert_eq!(ia.state, State::Established);
+    assert_eq!(ib.state, State::Established);
+    assert!(ia.timestamps && ia.sack && ib.timestamps && ib.sack);
+    assert_eq!(ia.snd_wscale, ib.rcv_wscale);
+    assert_eq!(ia.mss, 1460 - 12);
+    assert_eq!(p.a.counters().get(Counter::ActiveOpens), 1);
+    assert_eq!(p.b.counters().get(Counter::PassiveOpens), 1);
+}
+
+#[test]
+fn data_both_ways_then_orderly_close_through_time_wait() {
+    let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+    let msg: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    while got.len() < msg.len() {
+        if sent < msg.len() {
+            sent += p.a.send(p.now, ca, &msg[sent..]).unwrap_or(0);
+        }
+        p.advance(Duration::from_millis(1));
+        got.extend(read_all(&mut p.b, cb));
+    }
+    assert_eq!(got, msg);
+    p.b.send(p.now, cb, b"bye").unwrap();
+    p.advance(Duration::from_millis(50));
+    assert_eq!(read_all(&mut p.a, ca), b"bye");
+
+    p.a.close(p.now, ca).unwrap();
+    p.advance(Duration::from_millis(1));
+    assert_eq!(p.b.info(cb).unwrap().state, State::CloseWait);
+    let mut buf = [0u8; 8];
+    assert_eq!(p.b.recv(cb, &mut buf), Ok(0), "end of stream after FIN");
+    p.b.close(p.now, cb).unwrap();
+    p.advance(Duration::from_millis(1));
+    assert_eq!(p.a.connection_count(), (0, 1), "A holds a TIME_WAIT record");
+    assert_eq!(p.b.connection_count(), (0, 0));
+    // TIME_WAIT lasts 2*MSL.
+    p.advance(Duration::from_secs(59));
+    assert_eq!(p.a.connection_count().1, 1);
+    p.advance(Duration::from_millis(1001));
+    assert_eq!(p.a.connection_count().1, 0);
+}
+
+#[test]
+fn connect_to_closed_port_is_refused() {
+    let mut p = Pair::new(Config::default(), Config::default());
+    let c = p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 81)).unwrap();
+    p.pump();
+    assert_eq!(p.log[1].1.flags.0, TcpFlags::RST | TcpFlags::ACK);
+    assert!(p.events_a().contains(&Event::Closed(c, CloseReason::Refused)));
+    assert_eq!(p.a.counters().get(Counter::AttemptFails), 1);
+    assert_eq!(p.b.counters().get(Counter::OutRsts), 1);
+}
+
+#[test]
+fn syn_retries_back_off_then_time_out() {
+    let mut cfg = Config::default();
+    cfg.tcp_syn_retries = 3;
+    let mut p = Pair::new(cfg, Config::default());
+    p.filter = Some(Box::new(|from_a, _| !from_a));
+    let c = p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+    for _ in 0..40 {
+        if matches!(p.a.info(c), Some(i) if i.state == State::Closed) {
+            break;
+        }
+        p.advance(Duration::from_millis(500));
+    }
+    let times: Vec<u128> = p.times.iter().map(|t| t.as_micros() as u128 / 1000).collect();
+    // SYN, then retries after 1, 2, 4 s (RFC 6298 backoff from the 1 s initial RTO), then give up after 8 s more.
+    let gaps: Vec<u128> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, vec![1000, 2000, 4000]);
+    assert!(p.events_a().contains(&Event::Closed(c, CloseReason::TimedOut)));
+}
+
+#[test]
+fn blind_in_window_rst_draws_challenge_ack() {
+    let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+    let ack_seg = p.log[2].1.clone();
+    // Forge a RST from A to B, in window but not at RCV.NXT.
+    let mut rst = TcpRepr {
+        src_port: p.a.info(ca).unwrap().local.port(),
+        dst_port: 80,
+        seq: crate::wire::SeqNum(ack_seg.seq.wrapping_add(1000)),
+        ack: crate::wire::SeqNum(0),
+        flags: TcpFlags(TcpFlags::RST),
+        window: 0,
+        urgent: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    let packet = build(&rst, A, B);
+    p.b.handle_ipv4(p.now, &packet);
+    assert_eq!(p.b.counters().get(Counter::TCPChallengeACK), 1);
+    assert_eq!(p.b.info(cb).unwrap().state, State::Established);
+    // The exact sequence number resets it.
+    rst.seq = crate::wire::SeqNum(ack_seg.seq);
+    p.b.handle_ipv4(p.now, &build(&rst, A, B));
+    assert!(p.events_b().contains(&Event::Closed(cb, CloseReason::Reset)));
+}
+
+fn build(t: &TcpRepr<'_>, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    let mut buf = vec![0u8; 20 + t.header_len() + t.payload.len()];
+    let h = t.header_len();
+    buf[20 + h..].copy_from_slice(t.payload);
+    t.emit(&mut buf[20..], t.payload.len(), src, dst).unwrap();
+    let ip = Ipv4Repr {
+        src,
+        dst,
+        protocol: crate::wire::IpProtocol::Tcp,
+        payload_len: h + t.payload.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_fragment: true,
+    };
+    ip.emit(&mut buf[..20]).unwrap();
+    buf
+}
+
+#[test]
+fn rto_doubles_and_data_survives_a_blackout() {
+    let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+    p.a.send(p.now, ca, b"hello").unwrap();
+    let blackout_until = p.now + Duration::from_secs(3);
+    let clock = std::rc::Rc::new(std::cell::Cell::new(p.now));
+    let c2 = clock.clone();
+    p.filter = Some(Box::new(move |_, _| c2.get() >= blackout_until));
+    for _ in 0..800 {
+        p.advance(Duration::from_millis(10));
+        clock.set(p.now);
+    }
+    let retrans_times: Vec<u128> = (0..p.log.len())
+        .filter(|&i| p.log[i].0 && p.log[i].1.len == 5)
+        .map(|i| p.times[i].as_micros() as u128 / 1000)
+        .collect();
+    assert_eq!(read_all(&mut p.b, cb), b"hello");
+    // First send at 0; RTO starts at 1 s before any RTT sample beyond the handshake's, then doubles.
+    // RTO from the handshake's sample is the 200 ms minimum, then it doubles: 200, 400, 800, 1600 ms.
+    let gaps: Vec<u128> = retrans_times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(&gaps[..4], &[200, 400, 800, 1600], "{retrans_times:?}");
+    assert!(p.a.counters().get(Counter::TCPTimeouts) >= 2);
+}
+
+#[test]
+fn zero_window_is_probed_and_reopens() {
+    let mut cfg_b = Config::default();
+    cfg_b.tcp_rmem = [4096, 8192, 8192];
+    let (mut p, ca, cb) = Pair::connected(Config::default(), cfg_b);
+    let data = vec![7u8; 20_000];
+    let mut sent = p.a.send(p.now, ca, &data).unwrap();
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.b.recv_queue_len(cb), 8192, "receiver buffer full: {:?} {:?}", p.log, p.a.info(ca));
+    p.advance(Duration::from_secs(5));
+    assert!(p.a.counters().get(Counter::TCPWinProbe) >= 1, "{:?}", p.a.counters());
+    let mut got = read_all(&mut p.b, cb);
+    for _ in 0..100 {
+        if sent < data.len() {
+            sent += p.a.send(p.now, ca, &data[sent..]).unwrap_or(0);
+        }
+        p.advance(Duration::from_millis(50));
+        got.extend(read_all(&mut p.b, cb));
+    }
+    assert_eq!(got.len(), data.len());
+}
+
+#[test]
+fn simultaneous_open_and_close() {
+    let mut p = Pair::new(Config::default(), Config::default());
+    p.a.record_transitions(true);
+    let ca = p.a.connect(p.now, SocketAddrV4::new(A, 5000), SocketAddrV4::new(B, 6000)).unwrap();
+    let cb = p.b.connect(p.now, SocketAddrV4::new(B, 6000), SocketAddrV4::new(A, 5000)).unwrap();
+    p.pump();
+    assert_eq!(p.a.info(ca).unwrap().state, State::Established);
+    assert_eq!(p.b.info(cb).unwrap().state, State::Established);
+    p.a.shutdown_write(p.now, ca).unwrap();
+    p.b.shutdown_write(p.now, cb).unwrap();
+    p.pump();
+    let states: Vec<(State, State)> = std::iter::from_fn(|| p.a.poll_transition()).map(|t| (t.from, t.to)).collect();
+    assert!(states.contains(&(State::SynSent, State::SynReceived)), "{states:?}");
+    assert!(states.contains(&(State::FinWait1, State::Closing)), "{states:?}");
+    assert!(states.contains(&(State::Closing, State::TimeWait)), "{states:?}");
+}
+
+#[test]
+fn accept_queue_overflow_drops_syns() {
+    let mut p = Pair::new(Config::default(), Config::default());
+    let _l = p.b.listen(SocketAddrV4::new(B, 80), 2).unwrap();
+    for _ in 0..4 {
+        p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+    }
+    p.pump();
+    assert_eq!(p.b.counters().get(Counter::PassiveOpens), 2);
+    assert!(p.b.counters().get(Counter::ListenOverflows) >= 2);
+}
+
+#[test]
+fn idle_connection_holds_no_buffer_memory() {
+    let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+    assert_eq!(p.a.buffer_bytes_in_use() + p.b.buffer_bytes_in_use(), 0);
+    p.a.send(p.now, ca, b"ping").unwrap();
+    p.advance(Duration::from_millis(100));
+    assert_eq!(read_all(&mut p.b, cb), b"ping");
+    assert_eq!(p.a.buffer_bytes_in_use() + p.b.buffer_bytes_in_use(), 0, "drained buffers give chunks back");
+}
+
+#[test]
+fn lossy_link_delivers_every_byte_both_ways() {
+    for seed in 1..=20u64 {
+        let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        p.filter = Some(Box::new(move |_, _| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % 100 >= 10
+        }));
+        let a_msg: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let b_msg: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        let (mut a_sent, mut b_sent) = (0, 0);
+        let (mut at_b, mut at_a) = (Vec::new(), Vec::new());
+        for _ in 0..200_000 {
+            if a_sent < a_msg.len() {
+                a_sent += p.a.send(p.now, ca, &a_msg[a_sent..]).unwrap_or(0);
+            }
+            if b_sent < b_msg.len() {
+                b_sent += p.b.send(p.now, cb, &b_msg[b_sent..]).unwrap_or(0);
+            }
+            p.advance(Duration::from_millis(5));
+            at_b.extend(read_all(&mut p.b, cb));
+            at_a.extend(read_all(&mut p.a, ca));
+            if at_b.len() == a_msg.len() && at_a.len() == b_msg.len() {
+                break;
+            }
+        }
+        assert!(
+            at_b == a_msg && at_a == b_msg,
+            "seed {seed}: {} / {} {:?} {:?} {:?} {:?}",
+            at_b.len(),
+            at_a.len(),
+            p.a.info(ca),
+            p.b.info(cb),
+            p.a.counters(),
+            p.b.counters()
+        );
+        assert!(p.a.counters().get(Counter::RetransSegs) > 0);
+    }
+}
