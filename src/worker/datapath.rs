@@ -74,6 +74,8 @@ pub struct Datapath<R: XskRings> {
     scratch: Vec<u8>,
     ip_ident: u16,
     fill_size: usize,
+    /// The fill ring has been filled once (an empty ring before that is not a starvation).
+    primed: bool,
     /// Datapath counters since the last `take_counters` (folded into the engine's by the worker).
     counters: Counters,
 }
@@ -104,6 +106,7 @@ impl<R: XskRings> Datapath<R> {
             scratch: Vec::with_capacity(2048),
             ip_ident: 0,
             fill_size,
+            primed: false,
             counters: Counters::default(),
         })
     }
@@ -160,7 +163,7 @@ impl<R: XskRings> Datapath<R> {
     /// Keeps the fill ring near full so the kernel always has frames to receive into.
     pub fn refill(&mut self) -> usize {
         let free = self.rings.fill_free();
-        if free == self.fill_size {
+        if free == self.fill_size && self.primed {
             // The kernel consumed every posted frame: receptions may have been dropped meanwhile.
             self.counters.inc(Counter::FillRingEmpty);
         }
@@ -173,6 +176,7 @@ impl<R: XskRings> Datapath<R> {
             self.fill_addrs.push(self.pool.take().expect("counted"));
         }
         let done = self.rings.fill_produce(&self.fill_addrs);
+        self.primed |= done > 0;
         for &a in &self.fill_addrs[done..] {
             self.pool.put(a);
         }
