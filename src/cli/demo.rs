@@ -36,26 +36,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let name = format!("xdpdemo{}", std::process::id());
     println!("== lab {name}: up");
     let lab = LabGuard::up(&name, args.impair.as_deref(), &exe)?;
-    let check = || -> anyhow::Result<()> {
-        if interrupted.load(Ordering::Relaxed) {
-            bail!("interrupted");
-        }
-        Ok(())
-    };
-    let mut server = ServerProcess::start(&lab, &exe, &["--app", "http", "--listen", "80"])?;
+    // Whatever happens in the demo, the server and the lab go away afterwards (guards, in this order).
+    let result = demo(&lab, &exe, &args, &interrupted);
+    drop(lab);
+    println!("== lab {name}: down");
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+fn demo(lab: &Lab, exe: &Path, args: &Args, interrupted: &AtomicBool) -> anyhow::Result<()> {
+    let mut server = ServerProcess::start(lab, exe, &["--app", "http", "--listen", "80"])?;
     println!("== server: {}", server.banner);
-    check()?;
+    let client = |program: &str, a: &[&str]| run_in(&lab.client_ns(), program, a, interrupted);
 
     let url = format!("http://{SERVER_ADDR}/");
-    let body = capture_in(&lab.client_ns(), "curl", &["-sS", "-m", "5", &url])?;
+    let body = client("curl", &["-sS", "-m", "5", &url])?;
     println!("== curl GET {url}: {}", body.trim());
     if body != String::from_utf8_lossy(crate::app::http::BODY) {
         bail!("unexpected body {body:?}");
     }
-    check()?;
     // Two transfers on one connection: curl reports 1 new connection, then 0.
-    let ka = capture_in(
-        &lab.client_ns(),
+    let ka = client(
         "curl",
         &["-sS", "-m", "5", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n", &url, &url],
     )?;
@@ -64,16 +64,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if ka != ["200 1", "200 0"] {
         bail!("keep-alive did not reuse the connection: {ka:?}");
     }
-    check()?;
 
     let mut wrk_report = None;
     if Command::new("wrk").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok() {
         let d = format!("{}s", args.duration.clamp(1, 60));
         let c = args.connections.clamp(1, 1000).to_string();
         println!("== wrk -t1 -c{c} -d{d} {url}");
-        let out = capture_in(&lab.client_ns(), "wrk", &["-t1", "-c", &c, "-d", &d, "--latency", &url])?;
+        let out = client("wrk", &["-t1", "-c", &c, "-d", &d, "--latency", &url])?;
         wrk_report = Some(parse_wrk(&out));
-        check()?;
     } else {
         println!("== wrk not installed: load test skipped");
     }
@@ -106,9 +104,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     ] {
         println!("  {:<22} {}", format!("{}:{}", c.group(), c.name()), counters.get(c));
     }
-    drop(lab);
-    println!("== lab {name}: down");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// Runs `program args...` in namespace `ns` and returns its stdout; kills it and fails if `interrupted` is set
+/// meanwhile (so Ctrl-C does not wait for a load run to end).
+fn run_in(ns: &str, program: &str, args: &[&str], interrupted: &AtomicBool) -> anyhow::Result<String> {
+    if interrupted.load(Ordering::Relaxed) {
+        bail!("interrupted");
+    }
+    let mut child = Lab::command_in(ns, program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {program}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("interrupted");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = out.join().unwrap_or_default();
+    if !status.success() {
+        bail!("{program} failed ({status}): {}", err.join().unwrap_or_default().trim());
+    }
+    Ok(out)
 }
 
 /// A `wrk` summary.
