@@ -57,8 +57,10 @@ pub trait XskRings {
     /// The worker must own the frame (it is in no ring); `addr` must be a frame address this UMEM handed out.
     /// Out-of-range requests are clamped to the frame, never beyond.
     unsafe fn frame(&self, addr: u64, len: usize) -> &[u8];
-    /// The `len` bytes at `addr`, writable. Same contract as [`frame`](Self::frame).
-    #[allow(clippy::mut_from_ref)]
+    /// The `len` bytes at `addr`, writable.
+    ///
+    /// # Safety
+    /// As [`frame`](Self::frame): the worker must own the frame.
     unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8];
 }
 
