@@ -64,6 +64,9 @@ enum Action {
         /// netem-style impairment applied on the router in both directions, e.g. "loss 2% delay 1ms reorder 1%".
         #[arg(long)]
         impair: Option<String>,
+        /// Queues of the server-side veth pair (xdptcp serves each with its own worker).
+        #[arg(long, default_value_t = 1)]
+        queues: u32,
     },
     /// (internal) The impairing router, run inside the router namespace by `lab up --impair`.
     #[command(hide = true)]
@@ -87,8 +90,8 @@ enum Action {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.action {
-        Action::Up { name, impair } => {
-            let lab = Lab::up(&name, impair.as_deref(), &std::env::current_exe()?)?;
+        Action::Up { name, impair, queues } => {
+            let lab = Lab::up_with(&name, impair.as_deref(), &std::env::current_exe()?, queues)?;
             println!("lab {} is up", lab.name());
             println!("  server: ip netns exec {} xdptcp serve --iface {SERVER_IF} --addr {SERVER_ADDR}/{PREFIX_LEN} --gateway {ROUTER_SERVER_SIDE} --listen 80 --app http", lab.server_ns());
             println!("  client: ip netns exec {} curl http://{SERVER_ADDR}/", lab.client_ns());
@@ -153,7 +156,15 @@ impl Lab {
     /// Creates the lab. If any step fails, whatever was created is removed again. `exe` is the `xdptcp` binary
     /// (it runs the impairing router when `impair` is given).
     pub fn up(name: &str, impair: Option<&str>, exe: &Path) -> anyhow::Result<Lab> {
+        Self::up_with(name, impair, exe, 1)
+    }
+
+    /// As [`up`](Self::up), with `queues` rx/tx queues on both ends of the server-side veth pair.
+    pub fn up_with(name: &str, impair: Option<&str>, exe: &Path, queues: u32) -> anyhow::Result<Lab> {
         validate_name(name)?;
+        if !(1..=64).contains(&queues) {
+            bail!("queues must be 1..=64");
+        }
         if let Some(spec) = impair {
             Impairment::parse(spec)?;
         }
@@ -161,7 +172,7 @@ impl Lab {
         if lab.exists()? {
             bail!("lab {name} already exists (xdptcp lab down --name {name})");
         }
-        if let Err(e) = lab.build(impair) {
+        if let Err(e) = lab.build(impair, queues) {
             let _ = lab.down();
             return Err(e);
         }
@@ -191,14 +202,24 @@ impl Lab {
         c
     }
 
-    fn build(&self, impair: Option<&str>) -> anyhow::Result<()> {
+    fn build(&self, impair: Option<&str>, queues: u32) -> anyhow::Result<()> {
         let (srv, rtr, cli) = (self.server_ns(), self.router_ns(), self.client_ns());
         for ns in [&srv, &rtr, &cli] {
             ip(&["netns", "add", ns])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
         // Links are created inside the namespaces so no name ever exists in the root namespace.
-        ip(&["-n", &srv, "link", "add", SERVER_IF, "type", "veth", "peer", "name", ROUTER_SERVER_IF, "netns", &rtr])?;
+        let q = queues.to_string();
+        // veth native XDP needs at least as many rx queues as the peer has tx queues: same count on both ends.
+        let mq = ["numtxqueues", q.as_str(), "numrxqueues", q.as_str()];
+        ip(&[
+            &["-n", &srv, "link", "add", SERVER_IF][..],
+            &mq,
+            &["type", "veth", "peer", "name", ROUTER_SERVER_IF],
+            &mq,
+            &["netns", &rtr],
+        ]
+        .concat())?;
         ip(&["-n", &cli, "link", "add", CLIENT_IF, "type", "veth", "peer", "name", ROUTER_CLIENT_IF, "netns", &rtr])?;
 
         let srv_kernel = format!("{SERVER_KERNEL_ADDR}/{PREFIX_LEN}");
@@ -366,6 +387,9 @@ pub struct LabGuard {
 impl LabGuard {
     pub fn up(name: &str, impair: Option<&str>, exe: &Path) -> anyhow::Result<LabGuard> {
         Ok(LabGuard { lab: Lab::up(name, impair, exe)? })
+    }
+    pub fn up_with(name: &str, impair: Option<&str>, exe: &Path, queues: u32) -> anyhow::Result<LabGuard> {
+        Ok(LabGuard { lab: Lab::up_with(name, impair, exe, queues)? })
     }
 }
 

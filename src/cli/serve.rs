@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::app::AppSpec;
-use crate::tcp::{Config, Counters, Engine};
+use crate::tcp::{Config, Counter, Counters, Engine};
 use crate::time::MonotonicClock;
 use crate::worker::{Datapath, NeighConfig, NetConfig, Worker};
 use crate::xdp::ring::set_busy_poll;
@@ -90,6 +90,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("{}", server.banner());
     let report = server.wait()?;
     print!("{}", report.counters.to_text());
+    for (q, c) in &report.per_queue {
+        println!(
+            "Queue{q}: RxFrames {} TxFrames {} PassiveOpens {} ActiveOpens {}",
+            c.get(Counter::RxFrames),
+            c.get(Counter::TxFrames),
+            c.get(Counter::PassiveOpens),
+            c.get(Counter::ActiveOpens)
+        );
+    }
     println!(
         "XdpSteer: seen {} arp {} icmp {} tcp {} pass {} malformed {} no_socket {}",
         report.steer.seen,
@@ -132,6 +141,8 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
 /// What a finished server reports.
 pub struct Report {
     pub counters: Counters,
+    /// Each worker's own counters, by queue.
+    pub per_queue: Vec<(u32, Counters)>,
     pub steer: SteerStats,
 }
 
@@ -186,6 +197,7 @@ impl Server {
         }
         let ring_cfg = RingConfig { frame_count: args.frames, ..Default::default() };
         let mut datapaths = Vec::new();
+        let mut shares = crate::worker::NeighbourShare::mesh(queues.len());
         for &q in &queues {
             let rings = XskRsRings::create(&iface.name, q, &ring_cfg)?;
             if args.busy_poll > 0 {
@@ -194,7 +206,9 @@ impl Server {
             }
             program.register_socket(q, rings.fd())?;
             let net = NetConfig { addr, prefix_len, gateway: args.gateway, mac: iface.mac, mtu: config.mtu as usize };
-            datapaths.push((q, Datapath::new(rings, net, ring_cfg.fill_size as usize, NeighConfig::default())?));
+            let mut dp = Datapath::new(rings, net, ring_cfg.fill_size as usize, NeighConfig::default())?;
+            dp.share_neighbours(shares.remove(0));
+            datapaths.push((q, dp));
         }
         // Attach last: by now every queue has its socket, so nothing steered is lost.
         let mode = program.attach(iface.index, args.xdp_mode)?;
@@ -253,10 +267,14 @@ impl Server {
     /// Waits for every worker to finish (they do after the stop flag), detaches the program, reports.
     pub fn wait(mut self) -> anyhow::Result<Report> {
         let mut counters = Counters::default();
+        let mut per_queue = Vec::new();
         let mut failed = Vec::new();
         for (q, h) in self.workers.drain(..) {
             match h.join() {
-                Ok(c) => counters.merge(&c),
+                Ok(c) => {
+                    counters.merge(&c);
+                    per_queue.push((q, c));
+                }
                 Err(_) => failed.push(q),
             }
         }
@@ -268,7 +286,7 @@ impl Server {
         if !failed.is_empty() {
             bail!("worker(s) of queue(s) {failed:?} panicked");
         }
-        Ok(Report { counters, steer })
+        Ok(Report { counters, per_queue, steer })
     }
 }
 

@@ -50,8 +50,37 @@ impl NetConfig {
     }
 }
 
+/// Shares what one worker's ARP learns with the other workers of the interface: an ARP reply lands on whichever
+/// queue the neighbour's hash picks, not necessarily on the queue of the worker that asked.
+pub struct NeighbourShare {
+    peers: Vec<crossbeam::channel::Sender<(Ipv4Addr, Mac)>>,
+    inbox: crossbeam::channel::Receiver<(Ipv4Addr, Mac)>,
+}
+
+impl NeighbourShare {
+    /// One share per worker, all connected. Bounded channels: a slow worker loses updates, never blocks a fast one
+    /// (it will ask ARP itself).
+    pub fn mesh(workers: usize) -> Vec<NeighbourShare> {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers).map(|_| crossbeam::channel::bounded(1024)).unzip();
+        rxs.into_iter()
+            .enumerate()
+            .map(|(me, inbox)| NeighbourShare {
+                peers: txs.iter().enumerate().filter(|(i, _)| *i != me).map(|(_, t)| t.clone()).collect(),
+                inbox,
+            })
+            .collect()
+    }
+
+    fn publish(&self, ip: Ipv4Addr, mac: Mac) {
+        for p in &self.peers {
+            let _ = p.try_send((ip, mac));
+        }
+    }
+}
+
 /// The datapath of one AF_XDP socket.
 pub struct Datapath<R: XskRings> {
+    share: Option<NeighbourShare>,
     rings: R,
     pool: FramePool,
     net: NetConfig,
@@ -89,6 +118,7 @@ impl<R: XskRings> Datapath<R> {
         }
         let pool = FramePool::new(rings.frame_addrs(), rings.frame_size());
         Ok(Datapath {
+            share: None,
             rings,
             pool,
             net,
@@ -109,6 +139,29 @@ impl<R: XskRings> Datapath<R> {
             primed: false,
             counters: Counters::default(),
         })
+    }
+
+    /// Connects this datapath to the other workers' neighbour caches.
+    pub fn share_neighbours(&mut self, share: NeighbourShare) {
+        self.share = Some(share);
+    }
+
+    /// Takes in what other workers learned: updates existing entries (and releases packets waiting for them).
+    pub fn absorb_neighbours(&mut self, now: Instant) {
+        let Some(share) = &self.share else { return };
+        let mut learned = Vec::new();
+        // Bounded by the channel capacity.
+        while let Ok(x) = share.inbox.try_recv() {
+            learned.push(x);
+        }
+        for (ip, mac) in learned {
+            let mut released = std::mem::take(&mut self.released);
+            self.neigh.learn(now, ip, mac, false, &mut released);
+            for d in released.drain(..) {
+                self.address_and_queue(d, mac);
+            }
+            self.released = released;
+        }
     }
 
     pub fn net(&self) -> &NetConfig {
@@ -258,6 +311,9 @@ impl<R: XskRings> Datapath<R> {
         if !arp.source_ip.is_unspecified() && self.net.on_link(arp.source_ip) && arp.source_hw.is_unicast() {
             let mut released = std::mem::take(&mut self.released);
             self.neigh.learn(now, arp.source_ip, sender_mac, for_us, &mut released);
+            if let Some(share) = &self.share {
+                share.publish(arp.source_ip, sender_mac);
+            }
             for d in released.drain(..) {
                 self.address_and_queue(d, sender_mac);
             }
@@ -700,6 +756,29 @@ mod tests {
         assert_eq!(c.get(Counter::RxNotOurs), 1);
         assert_eq!(c.get(Counter::RxMalformed), 1);
         assert_eq!(c.get(Counter::HandOffs), 1);
+    }
+
+    #[test]
+    fn a_reply_on_another_queue_resolves_for_every_worker() {
+        let mut shares = NeighbourShare::mesh(2);
+        let mut a = dp();
+        let mut b = dp();
+        b.share_neighbours(shares.pop().unwrap());
+        a.share_neighbours(shares.pop().unwrap());
+        // Worker a wants the gateway; the reply arrives on worker b's queue.
+        a.set_now(Instant::from_secs(1));
+        let pkt = ip_packet(OUR, CLIENT, IpProtocol::Tcp, &[0; 20]);
+        engine_send(&mut a, &pkt);
+        a.flush();
+        assert_eq!(a.rings_mut().transmit().len(), 1, "the request");
+        let reply = request(OUR_MAC, OUR, GW).reply(EthernetAddress(GW_MAC));
+        b.rings_mut().deliver(&arp_frame(reply, OUR_MAC));
+        b.receive(Instant::from_secs(1), &mut |_, _| {});
+        a.absorb_neighbours(Instant::from_secs(1));
+        a.flush();
+        let out = a.rings_mut().transmit();
+        assert_eq!(out.len(), 1, "the waiting packet went out from worker a");
+        assert_eq!(parse(&out[0]).0.dst.0, GW_MAC);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 pub mod datapath;
 pub mod neigh;
 
-pub use datapath::{Datapath, NetConfig, BATCH};
+pub use datapath::{Datapath, NeighbourShare, NetConfig, BATCH};
 pub use neigh::{NeighConfig, NeighborCache};
 pub mod run;
 
