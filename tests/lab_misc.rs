@@ -90,3 +90,39 @@ fn sigkill_leaves_no_xdp_program() {
     }
     assert!(!link.contains("xdp"), "XDP program left attached after SIGKILL: {link}");
 }
+
+#[test]
+fn sigterm_closes_connections_in_order() {
+    if !is_root() {
+        eprintln!("skipped: needs root for namespaces and XDP");
+        return;
+    }
+    let _serial = serial();
+    let lab = LabGuard::up(&unique_name("term"), None, xdptcp_bin()).expect("lab up");
+    let mut server = serve(&lab, &["--app", "echo", "--listen", "7"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let client = {
+        let ns = lab.client_ns();
+        std::thread::spawn(move || {
+            lab::enter_netns(&ns).unwrap();
+            let mut s =
+                TcpStream::connect_timeout(&SocketAddr::from((SERVER_ADDR, 7)), Duration::from_secs(5)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(b"hello").unwrap();
+            let mut b = [0u8; 5];
+            s.read_exact(&mut b).unwrap();
+            tx.send(()).unwrap();
+            // The server's shutdown must end the stream with FIN (EOF here), not RST.
+            let mut rest = Vec::new();
+            let r = s.read_to_end(&mut rest).map(|_| rest);
+            (b, r.map_err(|e| e.kind()))
+        })
+    };
+    rx.recv_timeout(Duration::from_secs(10)).expect("echo before shutdown");
+    let text = server.stop_output().expect("orderly exit after SIGTERM");
+    let (echoed, eof) = client.join().unwrap();
+    assert_eq!(&echoed, b"hello");
+    assert_eq!(eof, Ok(Vec::new()), "EOF after the server's FIN");
+    let counters = xdptcp::cli::demo::parse_counters(&text);
+    assert_eq!(counters.get(Counter::OutRsts), 0, "{text}");
+}
