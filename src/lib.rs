@@ -12,6 +12,7 @@
 pub mod app;
 pub mod cli;
 pub mod sim;
+pub mod stack;
 pub mod tcp;
 pub mod time;
 pub mod timer;

@@ -43,6 +43,8 @@ pub(crate) enum TimerKind {
     DelayedAck = 1,
     Keepalive = 2,
     TimeWait = 3,
+    /// A half-open record's SYN-ACK retransmission.
+    SynAck = 4,
 }
 
 pub(crate) const CONN_TIMERS: usize = 3;
@@ -142,6 +144,10 @@ pub(crate) struct Conn {
     /// Not yet accepted: the handle belongs to the listener's accept queue.
     pub listener: Option<ListenerId>,
     pub in_accept_queue: bool,
+    /// A Fast Open connection accepted with its SYN's data, handshake not yet complete.
+    pub tfo_passive: bool,
+    /// Client Fast Open on our SYN: 0 none, 1 ask for a cookie, 2 send the cached cookie with data.
+    pub tfo_syn: u8,
     pub error: Option<Error>,
     pub close_reason: Option<CloseReason>,
     /// Closed on the wire and out of the table; the slot lives on only for the application's handle.
@@ -209,9 +215,34 @@ impl Conn {
     }
 }
 
+/// What the two SYNs agreed on, from the peer's options and our configuration.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Negotiated {
+    pub peer_mss: u16,
+    /// The peer's window-scale shift, when both sides use scaling.
+    pub peer_wscale: Option<u8>,
+    pub sack: bool,
+    /// The peer's TSval from its SYN, when both sides use timestamps.
+    pub ts_recent: Option<u32>,
+}
+
+impl Negotiated {
+    /// Each option is used only if the peer offered it and our configuration allows it.
+    pub fn from_syn(opts: &crate::wire::TcpOptions, window_scaling: bool, sack: bool, timestamps: bool) -> Self {
+        Negotiated {
+            // RFC 9293 §3.7.1: without the option the peer takes 536; a silly small MSS is raised to 64 so a hostile
+            // peer cannot make us send one-byte segments.
+            peer_mss: opts.mss.unwrap_or(536).max(64),
+            peer_wscale: opts.window_scale.filter(|_| window_scaling).map(|w| w.min(14)),
+            sack: sack && opts.sack_permitted,
+            ts_recent: opts.timestamps.filter(|_| timestamps).map(|(v, _)| v),
+        }
+    }
+}
+
 impl Conn {
     /// Takes the peer's SYN options (RFC 9293 §3.7.1 MSS, RFC 7323 window scale and timestamps, RFC 2018
-    /// SACK-permitted). Each option is used only if both sides offered it; our own offers follow the config.
+    /// SACK-permitted) and the window its SYN carried.
     pub fn apply_syn_options(
         &mut self,
         now: Instant,
@@ -221,37 +252,39 @@ impl Conn {
         sack: bool,
         timestamps: bool,
     ) {
-        let opts = &seg.options;
-        // RFC 9293 §3.7.1: without the option the peer can take 536 bytes; a silly small MSS is raised to 64 so a
-        // hostile peer cannot make us send one-byte segments.
-        self.peer_mss = opts.mss.unwrap_or(536).max(64);
-        match opts.window_scale {
-            Some(ws) if window_scaling => {
-                self.wscale_ok = true;
-                self.snd_wscale = ws.min(14);
-            }
-            _ => {
-                self.wscale_ok = false;
-                self.snd_wscale = 0;
-                self.rcv_wscale = 0;
-            }
-        }
-        self.sack_ok = sack && opts.sack_permitted;
-        match opts.timestamps {
-            Some((tsval, _)) if timestamps => {
-                self.ts_enabled = true;
-                self.ts_recent = tsval;
-                self.ts_recent_at = now;
-            }
-            _ => self.ts_enabled = false,
-        }
-        let ts_overhead = if self.ts_enabled { 12 } else { 0 };
-        self.smss = self.peer_mss.min(our_mss) - ts_overhead;
-        self.cc.set_mss(self.smss as u32);
+        let n = Negotiated::from_syn(&seg.options, window_scaling, sack, timestamps);
+        self.apply_negotiated(now, &n, our_mss);
         // The window in a SYN is never scaled (RFC 7323 §2.2).
         self.snd_wnd = seg.window as u32;
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = seg.seq;
         self.snd_wl2 = seg.ack;
+    }
+
+    pub fn apply_negotiated(&mut self, now: Instant, n: &Negotiated, our_mss: u16) {
+        self.peer_mss = n.peer_mss;
+        match n.peer_wscale {
+            Some(ws) => {
+                self.wscale_ok = true;
+                self.snd_wscale = ws;
+            }
+            None => {
+                self.wscale_ok = false;
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        self.sack_ok = n.sack;
+        match n.ts_recent {
+            Some(tsval) => {
+                self.ts_enabled = true;
+                self.ts_recent = tsval;
+                self.ts_recent_at = now;
+            }
+            None => self.ts_enabled = false,
+        }
+        let ts_overhead = if self.ts_enabled { 12 } else { 0 };
+        self.smss = self.peer_mss.min(our_mss) - ts_overhead;
+        self.cc.set_mss(self.smss as u32);
     }
 }

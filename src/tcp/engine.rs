@@ -9,8 +9,9 @@ use super::buffer::{ChunkPool, RecvBuffer, SendBuffer, DEFAULT_CHUNK};
 use super::congestion::{Congestion, CongestionControl};
 use super::conn::{Conn, FourTuple, RetransmitMode, TimerKind, CONN_TIMERS};
 use super::isn::IsnGenerator;
-use super::listener::Listener;
+use super::listener::{Listener, SynQueue};
 use super::rtt::RttEstimator;
+use super::syncookies::SynCookies;
 use super::timewait::TimeWaitTable;
 use super::{Config, Counter, Counters};
 use crate::time::Instant;
@@ -206,7 +207,15 @@ pub(crate) struct ControlSegment {
     pub ack: SeqNum,
     pub flags: u8,
     pub window: u16,
-    pub timestamps: Option<(u32, u32)>,
+    /// Timestamps on ACKs; MSS, window scale, SACK-permitted and TFO cookie too on SYN-ACKs from half-open records.
+    pub options: crate::wire::TcpOptions,
+}
+
+impl ControlSegment {
+    pub fn bare(tuple: FourTuple, seq: SeqNum, ack: SeqNum, flags: u8, window: u16, ts: Option<(u32, u32)>) -> Self {
+        let options = crate::wire::TcpOptions { timestamps: ts, ..Default::default() };
+        ControlSegment { tuple, seq, ack, flags, window, options }
+    }
 }
 
 /// At most this many connectionless replies wait for the next `poll_transmit`; more are dropped (and counted).
@@ -229,6 +238,12 @@ pub struct Engine {
     pub(crate) listeners: Vec<Option<Listener>>,
     pub(crate) listen_map: HashMap<SocketAddrV4, ListenerId, Hasher>,
     pub(crate) timewait: TimeWaitTable,
+    pub(crate) syn_queue: SynQueue,
+    pub(crate) cookies: SynCookies,
+    pub(crate) last_cookie_sent: Option<Instant>,
+    pub(crate) tfo_key: [u8; 16],
+    /// Client Fast Open cookies by server address (RFC 7413 §4.1.3), bounded.
+    pub(crate) tfo_cache: HashMap<Ipv4Addr, crate::wire::TfoCookie, Hasher>,
     pub(crate) timers: TimerWheel<TimerEntry>,
     pub(crate) dirty: VecDeque<u32>,
     pub(crate) control: VecDeque<ControlSegment>,
@@ -241,6 +256,8 @@ pub struct Engine {
     pub(crate) challenge_window: (Instant, u32),
     pub(crate) orphans: u32,
     pub(crate) now: Instant,
+    /// When set, active opens pick source ports whose replies the NIC's RSS puts on this engine's queue.
+    pub(crate) steering: Option<(Box<crate::stack::rss::RssSteering>, u16)>,
 }
 
 impl Engine {
@@ -253,6 +270,11 @@ impl Engine {
         let tick = Duration::from_micros(config.timer_tick_us.max(1) as u64);
         Engine {
             timewait: TimeWaitTable::default(),
+            syn_queue: SynQueue::default(),
+            cookies: SynCookies::new(derive_key(&key, 1)),
+            last_cookie_sent: None,
+            tfo_key: derive_key(&key, 2),
+            tfo_cache: HashMap::with_hasher(Hasher::default()),
             timers: TimerWheel::new(tick, now),
             counters: Counters::default(),
             slots: Vec::new(),
@@ -264,14 +286,21 @@ impl Engine {
             control: VecDeque::new(),
             events: VecDeque::new(),
             transitions: None,
-            isn: IsnGenerator::new(key),
+            isn: IsnGenerator::new(derive_key(&key, 0)),
             pool: ChunkPool::new(DEFAULT_CHUNK, 4096),
             port_cursor: (seed as u32) ^ (seed >> 32) as u32,
             challenge_window: (now, 0),
             orphans: 0,
             now,
+            steering: None,
             config,
         }
+    }
+
+    /// Makes active opens choose source ports so that replies arrive on `queue` under `steering` (mTCP/F-Stack
+    /// style), so a connection never needs a hand-off between workers.
+    pub fn set_rss_steering(&mut self, steering: crate::stack::rss::RssSteering, queue: u16) {
+        self.steering = Some((Box::new(steering), queue));
     }
 
     pub fn config(&self) -> &Config {
@@ -357,6 +386,27 @@ impl Engine {
         Ok(id)
     }
 
+    /// Active open with TCP Fast Open (RFC 7413, `tcp_fastopen` & 1): `data` is queued; with a cookie cached for
+    /// the server it rides in the SYN, otherwise the SYN asks for a cookie and the data follows the handshake.
+    /// Returns the handle and how many bytes were queued.
+    pub fn connect_with_data(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        data: &[u8],
+    ) -> Result<(ConnId, usize), Error> {
+        let id = self.connect(now, local, remote)?;
+        let use_tfo = self.config.tcp_fastopen & super::listener::TFO_CLIENT != 0;
+        let cached = self.tfo_cache.contains_key(remote.ip());
+        let c = conn!(self, id.index);
+        let queued = c.sendbuf.append(&mut self.pool, data);
+        if use_tfo {
+            c.tfo_syn = if cached { 2 } else { 1 };
+        }
+        Ok((id, queued))
+    }
+
     pub fn listen(&mut self, addr: SocketAddrV4, backlog: u32) -> Result<ListenerId, Error> {
         if addr.port() == 0 {
             return Err(Error::InvalidArgument);
@@ -377,9 +427,10 @@ impl Engine {
 
     /// Closes a listener: connections still in its queues are reset, as Linux does on close(listen_fd).
     pub fn unlisten(&mut self, listener: ListenerId) -> Result<(), Error> {
+        let now = self.now;
+        self.drop_half_open_of(now, listener);
         let l = self.listeners.get_mut(listener.0 as usize).and_then(Option::take).ok_or(Error::InvalidHandle)?;
         self.listen_map.remove(&l.local);
-        let now = self.now;
         let half_open: Vec<ConnId> = (0..self.slots.len() as u32)
             .filter(|&i| self.slots[i as usize].conn.as_ref().is_some_and(|c| c.listener == Some(listener)))
             .map(|i| self.id_of(i))
@@ -767,6 +818,8 @@ impl Engine {
             app_owned: false,
             listener: None,
             in_accept_queue: false,
+            tfo_passive: false,
+            tfo_syn: 0,
             error: None,
             close_reason: None,
             finished: false,
@@ -809,6 +862,7 @@ impl Engine {
         for kind in [TimerKind::Retransmit, TimerKind::DelayedAck, TimerKind::Keepalive] {
             self.cancel_timer(index, kind);
         }
+        self.complete_passive_open(index);
         let c = conn!(self, index);
         if c.finished {
             return;
@@ -835,7 +889,7 @@ impl Engine {
         c.assembler.clear();
         let to_tw_state = if to_timewait { State::TimeWait } else { State::Closed };
         c.state = to_tw_state;
-        let snapshot = to_timewait.then(|| (c.snd_max, c.rcv_nxt, c.ts_enabled, c.ts_recent, c.ts_offset));
+        let snapshot = to_timewait.then_some((c.snd_max, c.rcv_nxt, c.ts_enabled, c.ts_recent, c.ts_offset));
         if let Some(l) = c.listener.take() {
             // A half-open or not-yet-accepted connection leaves its listener's queues.
             let in_accept = std::mem::replace(&mut c.in_accept_queue, false);
@@ -886,14 +940,8 @@ impl Engine {
             if c.state == State::Established || c.state == State::CloseWait {
                 self.counters.inc(Counter::EstabResets);
             }
-            self.queue_control(ControlSegment {
-                tuple,
-                seq,
-                ack,
-                flags: crate::wire::TcpFlags::RST | crate::wire::TcpFlags::ACK,
-                window: 0,
-                timestamps: None,
-            });
+            let flags = crate::wire::TcpFlags::RST | crate::wire::TcpFlags::ACK;
+            self.queue_control(ControlSegment::bare(tuple, seq, ack, flags, 0, None));
         }
         self.finish(now, index, CloseReason::Aborted, false);
         self.release_slot(index);
@@ -968,19 +1016,25 @@ impl Engine {
 
     /// Chooses a free local port for `remote`, Linux-style: start at a keyed offset, walk the range, skip tuples in
     /// use (or in TIME_WAIT that `tcp_tw_reuse` does not let us take).
-    fn pick_ephemeral_port(&mut self, now: Instant, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Result<FourTuple, Error> {
+    fn pick_ephemeral_port(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<FourTuple, Error> {
         let [lo, hi] = self.config.ip_local_port_range;
         let (lo, hi) = (lo.min(hi) as u32, lo.max(hi) as u32);
         let span = hi - lo + 1;
         let offset = self.isn.hash_tuple(SocketAddrV4::new(local_ip, 0), remote) as u32;
         for i in 0..span {
             let port = lo + (offset.wrapping_add(self.port_cursor).wrapping_add(i) % span);
-            let t = FourTuple {
-                local_ip,
-                local_port: port as u16,
-                remote_ip: *remote.ip(),
-                remote_port: remote.port(),
-            };
+            let t =
+                FourTuple { local_ip, local_port: port as u16, remote_ip: *remote.ip(), remote_port: remote.port() };
+            if let Some((steer, queue)) = &self.steering {
+                if steer.queue_of(*remote.ip(), local_ip, remote.port(), t.local_port) != *queue {
+                    continue;
+                }
+            }
             if self.table.contains_key(&t) || !self.timewait_allows_reuse(now, &t) {
                 continue;
             }
@@ -1009,6 +1063,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// Independent secrets for ISNs, SYN cookies and Fast Open cookies, all from the engine's seed.
+fn derive_key(seed: &[u8; 16], purpose: u64) -> [u8; 16] {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip128::SipHasher24::new_with_key(seed);
+    h.write_u64(purpose);
+    siphasher::sip128::Hasher128::finish128(&h).as_bytes()
 }
 
 /// The smallest window-scale shift that lets `max_buffer` be advertised in 16 bits (RFC 7323 §2.3, at most 14).

@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use super::congestion::CongestionControl;
 use super::conn::{FourTuple, RetransmitMode, TimerKind};
-use super::engine::{CloseReason, ControlSegment, Engine, Event, State};
 use super::engine::conn;
+use super::engine::{CloseReason, ControlSegment, Engine, Event, State};
 use super::Counter;
 use crate::time::Instant;
 use crate::wire::{IpProtocol, Ipv4Repr, SeqNum, TcpFlags, TcpRepr, WireError};
 
 /// PAWS does not apply to a TS.Recent older than this (RFC 7323 §5.5: 24 days).
 const PAWS_IDLE_LIMIT: Duration = Duration::from_secs(24 * 24 * 3600);
+/// Fast Open cookies remembered per engine (one per server address).
+const MAX_TFO_CACHE: usize = 4096;
 
 impl Engine {
     /// One received IPv4 packet (header and TCP segment). Anything not TCP is counted and ignored.
@@ -60,9 +62,12 @@ impl Engine {
             self.counters.inc(Counter::InErrs);
             return;
         }
-        let tuple = FourTuple { local_ip: ip.dst, remote_ip: ip.src, local_port: seg.dst_port, remote_port: seg.src_port };
+        let tuple =
+            FourTuple { local_ip: ip.dst, remote_ip: ip.src, local_port: seg.dst_port, remote_port: seg.src_port };
         if let Some(&index) = self.table.get(&tuple) {
-            self.conn_input(now, index, &seg);
+            self.conn_segment(now, index, &seg);
+        } else if let Some(slot) = self.syn_queue.find(&tuple) {
+            self.half_open_input(now, slot, &seg);
         } else if self.timewait.get(&tuple).is_some() {
             self.timewait_input(now, tuple, &seg);
         } else if let Some(lid) = self.find_listener(&tuple) {
@@ -73,7 +78,7 @@ impl Engine {
         }
     }
 
-    fn conn_input(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>) {
+    pub(crate) fn conn_segment(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>) {
         if self.conn_ref(index).state == State::SynSent {
             self.syn_sent_input(now, index, seg);
         } else {
@@ -104,21 +109,34 @@ impl Engine {
         if !seg.flags.syn() {
             return;
         }
-        let (ws, sack, ts, mss) = (
-            self.config.tcp_window_scaling,
-            self.config.tcp_sack,
-            self.config.tcp_timestamps != 0,
-            self.config.mss(),
-        );
+        let (ws, sack, ts, mss) =
+            (self.config.tcp_window_scaling, self.config.tcp_sack, self.config.tcp_timestamps != 0, self.config.mss());
         let c = conn!(self, index);
         c.irs = seg.seq;
         c.rcv_nxt = seg.seq + 1;
         c.rcv_adv = c.rcv_nxt;
         c.last_rx = now;
         c.apply_syn_options(now, seg, mss, ws, sack, ts);
+        if let Some(cookie) = seg.options.tfo_cookie.filter(|k| k.len > 0) {
+            if self.tfo_cache.len() >= MAX_TFO_CACHE {
+                self.tfo_cache.clear();
+            }
+            self.tfo_cache.insert(tuple.remote_ip, cookie);
+        }
+        let c = conn!(self, index);
         if ack_ok {
             c.snd_una = seg.ack;
-            c.snd_nxt = c.snd_nxt.max(seg.ack);
+            if c.tfo_syn == 2 {
+                // Data in our SYN: the SYN-ACK says how much of it the server took (RFC 7413 §4.1.3).
+                let taken = seg.ack - c.snd_buf_seq;
+                c.sendbuf.consume(&mut self.pool, taken as usize);
+                c.snd_buf_seq = seg.ack;
+                let counter = if taken > 0 { Counter::TCPFastOpenActive } else { Counter::TCPFastOpenActiveFail };
+                self.counters.inc(counter);
+            }
+            let c = conn!(self, index);
+            // Anything past the ACK (SYN data the server ignored) is sent again after the handshake.
+            c.snd_nxt = seg.ack;
             if let Some((_, sent)) = c.rtt_seq.take() {
                 if c.retransmits == 0 {
                     c.rtt.sample(now.saturating_since(sent));
@@ -232,9 +250,7 @@ impl Engine {
                 self.send_reset_for(tuple, seg);
                 return;
             }
-            if !self.complete_passive_open(now, index, seg) {
-                return;
-            }
+            self.complete_passive_open(index);
             let c = conn!(self, index);
             c.snd_wnd = (seg.window as u32) << c.snd_wscale;
             c.max_snd_wnd = c.max_snd_wnd.max(c.snd_wnd);
@@ -560,14 +576,14 @@ impl Engine {
     pub(crate) fn ack_control_segment(&self, now: Instant, index: u32, seq: SeqNum) -> ControlSegment {
         let c = self.conn_ref(index);
         let wnd = if c.rcv_adv.gt(c.rcv_nxt) { c.rcv_adv - c.rcv_nxt } else { 0 };
-        ControlSegment {
-            tuple: c.tuple,
+        ControlSegment::bare(
+            c.tuple,
             seq,
-            ack: c.rcv_nxt,
-            flags: TcpFlags::ACK,
-            window: (wnd >> c.rcv_wscale).min(65535) as u16,
-            timestamps: c.ts_enabled.then(|| (ts_clock(now).wrapping_add(c.ts_offset), c.ts_recent)),
-        }
+            c.rcv_nxt,
+            TcpFlags::ACK,
+            (wnd >> c.rcv_wscale).min(65535) as u16,
+            c.ts_enabled.then(|| (ts_clock(now).wrapping_add(c.ts_offset), c.ts_recent)),
+        )
     }
 
     fn signal_readable(&mut self, index: u32) {
@@ -644,7 +660,7 @@ impl Engine {
                     self.log_transition(now, tuple, State::TimeWait, State::Closed);
                     // Start the new ISS well clear of the old connection's sequence space, as Linux does.
                     let iss = rec.snd_nxt + 65535 + 2;
-                    self.passive_open(now, lid, tuple, seg, iss);
+                    self.listen_input_with_iss(now, lid, tuple, seg, Some(iss));
                     return;
                 }
             }
@@ -668,14 +684,14 @@ impl Engine {
     }
 
     fn timewait_ack(&mut self, now: Instant, rec: &super::timewait::TimeWaitRecord) {
-        self.queue_control(ControlSegment {
-            tuple: rec.tuple,
-            seq: rec.snd_nxt,
-            ack: rec.rcv_nxt,
-            flags: TcpFlags::ACK,
-            window: 0,
-            timestamps: rec.ts_enabled.then(|| (ts_clock(now).wrapping_add(rec.ts_offset), rec.ts_recent)),
-        });
+        self.queue_control(ControlSegment::bare(
+            rec.tuple,
+            rec.snd_nxt,
+            rec.rcv_nxt,
+            TcpFlags::ACK,
+            0,
+            rec.ts_enabled.then(|| (ts_clock(now).wrapping_add(rec.ts_offset), rec.ts_recent)),
+        ));
     }
 }
 

@@ -5,9 +5,9 @@
 use std::net::Ipv4Addr;
 
 use super::conn::{Conn, RetransmitMode, TimerKind};
+use super::engine::conn;
 use super::engine::{ControlSegment, Engine, PacketSink, State};
 use super::input::ts_clock;
-use super::engine::conn;
 use super::Counter;
 use crate::time::Instant;
 use crate::wire::tcp::MAX_SACK_BLOCKS;
@@ -203,7 +203,20 @@ impl Engine {
         let iss = c.iss;
         let flags = if c.state == State::SynSent { TcpFlags::SYN } else { TcpFlags::SYN | TcpFlags::ACK };
         let retransmission = c.snd_max.gt(iss);
-        self.emit(now, index, sink, iss, flags, 0, 0)?;
+        if retransmission && c.tfo_syn != 0 {
+            // RFC 7413 §4.1.3: a SYN with data or a cookie request may be dropped by middleboxes: retry plainly.
+            self.counters.inc(Counter::TCPFastOpenActiveFail);
+            conn!(self, index).tfo_syn = 0;
+        }
+        let c = self.conn_ref(index);
+        let mtu = self.config.mtu;
+        let syn_data = if c.tfo_syn == 2 && c.state == State::SynSent {
+            // Conservative until the peer's MSS is known: the default 536 (RFC 9293 §3.7.1) less options.
+            (c.sendbuf.len() as u32).min(536u32.min(mtu - 40) - 40) as usize
+        } else {
+            0
+        };
+        self.emit(now, index, sink, iss, flags, 0, syn_data)?;
         if retransmission {
             self.counters.inc(Counter::RetransSegs);
             self.counters.inc(Counter::TCPSynRetrans);
@@ -214,7 +227,7 @@ impl Engine {
         } else {
             c.rtt_seq = Some((iss, now));
         }
-        c.snd_nxt = iss + 1;
+        c.snd_nxt = iss + 1 + syn_data as u32;
         if c.snd_max.lt(c.snd_nxt) {
             c.snd_max = c.snd_nxt;
         }
@@ -248,12 +261,8 @@ impl Engine {
         len: usize,
     ) -> Result<(), NoBuffer> {
         let syn = flags & TcpFlags::SYN != 0;
-        let (ws_cfg, sack_cfg, ts_cfg, our_mss) = (
-            self.config.tcp_window_scaling,
-            self.config.tcp_sack,
-            self.config.tcp_timestamps != 0,
-            self.config.mss(),
-        );
+        let (ws_cfg, sack_cfg, ts_cfg, our_mss) =
+            (self.config.tcp_window_scaling, self.config.tcp_sack, self.config.tcp_timestamps != 0, self.config.mss());
         let c = self.conn_ref(index);
         let window = advertised_window(c, syn);
         let mut options = TcpOptions::default();
@@ -268,6 +277,11 @@ impl Engine {
             if (active && ts_cfg) || (!active && c.ts_enabled) {
                 let ecr = if active { 0 } else { c.ts_recent };
                 options.timestamps = Some((ts_clock(now).wrapping_add(c.ts_offset), ecr));
+            }
+            match (active, c.tfo_syn) {
+                (true, 1) => options.tfo_cookie = Some(Default::default()),
+                (true, 2) => options.tfo_cookie = self.tfo_cache.get(&c.tuple.remote_ip).copied(),
+                _ => {}
             }
         } else {
             if c.ts_enabled {
@@ -351,10 +365,8 @@ fn advertised_window(c: &Conn, syn: bool) -> Window {
     let mut bytes = free.min(max) >> scale << scale;
     let current = if c.rcv_adv.gt(c.rcv_nxt) { c.rcv_adv - c.rcv_nxt } else { 0 };
     let threshold = (c.recvbuf.capacity() as u32 / 2).min(c.smss as u32);
-    if bytes < current {
-        bytes = current;
-    } else if bytes > current && bytes < threshold {
-        bytes = current;
+    if bytes < current || bytes < threshold {
+        bytes = bytes.max(current);
     }
     // Round up when the kept edge is not a multiple of the scale, so the field never understates it.
     let field = (bytes.div_ceil(1 << scale)).min(65535);
@@ -378,8 +390,7 @@ fn ip_repr(src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize) -> Ipv4Repr {
 
 /// A connectionless reply (RST, TIME_WAIT ACK, probes): returns its length, or None if the buffer is too small.
 fn emit_control(buf: &mut [u8], seg: &ControlSegment) -> Option<usize> {
-    let mut options = TcpOptions::default();
-    options.timestamps = seg.timestamps;
+    let options = seg.options;
     let repr = TcpRepr {
         src_port: seg.tuple.local_port,
         dst_port: seg.tuple.remote_port,

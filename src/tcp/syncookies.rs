@@ -116,7 +116,9 @@ impl SynCookies {
 /// Encodes options into a TSval (low 6 bits: wscale 0..=14 or 0xf for none, SACK, ECN), never running ahead of the
 /// real timestamp clock.
 pub fn encode_timestamp(tsval: u32, opts: &CookieOptions) -> u32 {
-    let bits = opts.window_scale.map_or(0xf, |w| w.min(14) as u32) | (opts.sack_permitted as u32) << 4 | (opts.ecn as u32) << 5;
+    let bits = opts.window_scale.map_or(0xf, |w| w.min(14) as u32)
+        | (opts.sack_permitted as u32) << 4
+        | (opts.ecn as u32) << 5;
     let encoded = (tsval & !0x3f) | bits;
     if encoded > tsval {
         encoded.wrapping_sub(64)
@@ -171,8 +173,9 @@ mod tests {
         let other_key = SynCookies::new([8; 16]);
         assert_eq!(other_key.validate(t0, l, r, SeqNum(100), iss + 1), None, "other secret");
         // Random guesses essentially never pass (25-bit MAC).
-        let passes = (0..100_000u32).filter(|i| c.validate(t0, l, r, SeqNum(100), SeqNum(i.wrapping_mul(2654435761)))
-            .is_some()).count();
+        let passes = (0..100_000u32)
+            .filter(|i| c.validate(t0, l, r, SeqNum(100), SeqNum(i.wrapping_mul(2654435761))).is_some())
+            .count();
         assert!(passes <= 2, "{passes}");
     }
 

@@ -1,6 +1,7 @@
 //! Engine tests that read like packet traces: two engines joined by a direct, lossless link (with an optional
 //! filter that drops or rewrites segments), stepped by a virtual clock. The seeded-fault scenarios live in the
 //! simulator (`src/sim`, `tests/sim_*.rs`).
+#![allow(clippy::field_reassign_with_default)]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -36,13 +37,12 @@ struct Seg {
     seq: u32,
     ack: u32,
     len: usize,
-    window: u16,
 }
 
 fn parse(p: &[u8]) -> Seg {
     let (ip, payload) = Ipv4Repr::parse(p, true).expect("valid ipv4");
     let t = TcpRepr::parse(payload, ip.src, ip.dst, true).expect("valid tcp");
-    Seg { flags: t.flags, seq: t.seq.0, ack: t.ack.0, len: t.payload.len(), window: t.window }
+    Seg { flags: t.flags, seq: t.seq.0, ack: t.ack.0, len: t.payload.len() }
 }
 
 type Filter = Box<dyn FnMut(bool, &Seg) -> bool>;
@@ -414,5 +414,196 @@ fn lossy_link_delivers_every_byte_both_ways() {
             p.b.counters()
         );
         assert!(p.a.counters().get(Counter::RetransSegs) > 0);
+    }
+}
+
+#[test]
+fn connection_record_size() {
+    // Printed for the notes; the bound keeps it from growing unnoticed.
+    let size = std::mem::size_of::<super::conn::Conn>();
+    eprintln!("Conn: {size} bytes");
+    assert!(size <= 512, "{size}");
+}
+
+fn listening_pair(cfg_a: Config, cfg_b: Config, backlog: u32) -> (Pair, ListenerId) {
+    let mut p = Pair::new(cfg_a, cfg_b);
+    let l = p.b.listen(SocketAddrV4::new(B, 80), backlog).unwrap();
+    (p, l)
+}
+
+#[test]
+fn syn_cookies_always_keep_options_and_no_state() {
+    let mut cfg = Config::default();
+    cfg.tcp_syncookies = 2;
+    let (mut p, l) = listening_pair(Config::default(), cfg, 16);
+    let ca = p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+    // Hold the third ACK back to see that the server keeps nothing for the SYN.
+    p.filter = Some(Box::new(|from_a, s| !(from_a && s.flags.0 == TcpFlags::ACK)));
+    p.pump();
+    assert_eq!(p.b.syn_queue_len(), 0);
+    assert_eq!(p.b.connection_count(), (0, 0));
+    p.filter = None;
+    p.a.send(p.now, ca, b"hi").unwrap();
+    p.pump();
+    assert_eq!(p.b.counters().get(Counter::SyncookiesSent), 1);
+    assert_eq!(p.b.counters().get(Counter::SyncookiesRecv), 1);
+    let cb = p.b.accept(l).unwrap();
+    assert_eq!(read_all(&mut p.b, cb), b"hi");
+    let info = p.b.info(cb).unwrap();
+    assert!(info.timestamps && info.sack, "{info:?}");
+    assert_eq!(info.snd_wscale, p.a.info(ca).unwrap().rcv_wscale, "window scale survived in the timestamp");
+}
+
+#[test]
+fn forged_cookie_acks_are_dropped_and_counted() {
+    let mut cfg = Config::default();
+    cfg.tcp_syncookies = 2;
+    let (mut p, _l) = listening_pair(Config::default(), cfg, 16);
+    // One real cookie exchange so the listener is in cookie mode.
+    p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+    p.pump();
+    let forged = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq: crate::wire::SeqNum(1000),
+        ack: crate::wire::SeqNum(0x1234_5678),
+        flags: TcpFlags(TcpFlags::ACK),
+        window: 100,
+        urgent: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    for i in 0..100u32 {
+        let mut f = forged.clone();
+        f.ack = crate::wire::SeqNum(0x1234_5678u32.wrapping_add(i * 7919));
+        p.b.handle_ipv4(p.now, &build(&f, A, B));
+    }
+    assert_eq!(p.b.counters().get(Counter::SyncookiesFailed), 100);
+    assert_eq!(p.b.connection_count().0, 1, "only the real connection");
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(p.now, &mut sink);
+    assert!(sink.packets.is_empty(), "no RST reflected for forged cookies");
+}
+
+#[test]
+fn full_syn_queue_uses_cookies_or_drops() {
+    for syncookies in [0u8, 1] {
+        let mut cfg = Config::default();
+        cfg.tcp_syncookies = syncookies;
+        cfg.tcp_max_syn_backlog = 4;
+        let (mut p, l) = listening_pair(Config::default(), cfg, 64);
+        // Third ACKs are lost, so half-open records pile up.
+        p.filter = Some(Box::new(|from_a, s| !(from_a && s.flags.0 == TcpFlags::ACK)));
+        let conns: Vec<ConnId> =
+            (0..10).map(|_| p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap()).collect();
+        p.pump();
+        assert_eq!(p.b.syn_queue_len(), 4);
+        let c = p.b.counters();
+        if syncookies == 0 {
+            assert_eq!(c.get(Counter::TCPReqQFullDrop), 6);
+            assert_eq!(c.get(Counter::SyncookiesSent), 0);
+        } else {
+            assert_eq!(c.get(Counter::TCPReqQFullDoCookies), 6);
+            assert_eq!(c.get(Counter::SyncookiesSent), 6);
+            // Let the ACKs through: every connection completes (records and cookies alike).
+            p.filter = None;
+            for &ca in &conns {
+                p.a.send(p.now, ca, b"x").unwrap();
+            }
+            p.pump();
+            let mut accepted = 0;
+            while p.b.accept(l).is_ok() {
+                accepted += 1;
+            }
+            assert_eq!(accepted, 10);
+            assert_eq!(p.b.counters().get(Counter::SyncookiesRecv), 6);
+        }
+    }
+}
+
+#[test]
+fn syn_ack_retransmits_then_half_open_is_freed() {
+    let mut cfg = Config::default();
+    cfg.tcp_synack_retries = 3;
+    let (mut p, _l) = listening_pair(Config::default(), cfg, 16);
+    // The client's SYN gets through once; everything else from A is lost.
+    let mut first = true;
+    p.filter = Some(Box::new(move |from_a, _| {
+        let pass = !from_a || first;
+        if from_a {
+            first = false;
+        }
+        pass
+    }));
+    p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+    p.advance(Duration::from_secs(20));
+    let synack_times: Vec<u64> = (0..p.log.len())
+        .filter(|&i| !p.log[i].0 && p.log[i].1.flags.0 == TcpFlags::SYN | TcpFlags::ACK)
+        .map(|i| p.times[i].as_millis())
+        .collect();
+    let gaps: Vec<u64> = synack_times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, vec![1000, 2000, 4000], "{synack_times:?}");
+    assert_eq!(p.b.syn_queue_len(), 0, "freed after tcp_synack_retries");
+    assert_eq!(p.b.listener_info(_l).unwrap().syn_queue, 0);
+}
+
+#[test]
+fn abort_on_overflow_answers_rst() {
+    let mut cfg = Config::default();
+    cfg.tcp_abort_on_overflow = true;
+    let (mut p, _l) = listening_pair(Config::default(), cfg, 1);
+    // Both SYNs are answered before either handshake completes; the second third ACK finds the queue full.
+    p.filter = Some(Box::new(|from_a, s| !(from_a && s.flags.0 == TcpFlags::ACK)));
+    let c1 = p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+    let c2 = p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+    p.pump();
+    p.filter = None;
+    p.a.send(p.now, c1, b"1").unwrap();
+    p.pump();
+    p.a.send(p.now, c2, b"2").unwrap();
+    p.pump();
+    assert_eq!(p.b.counters().get(Counter::ListenOverflows), 1);
+    assert!(p.events_a().contains(&Event::Closed(c2, CloseReason::Reset)));
+}
+
+#[test]
+fn fast_open_cookie_then_data_in_syn() {
+    let mut cfg_b = Config::default();
+    cfg_b.tcp_fastopen = 3;
+    let mut cfg_a = Config::default();
+    cfg_a.tcp_fastopen = 1;
+    let (mut p, l) = listening_pair(cfg_a, cfg_b, 16);
+    // First connection: asks for a cookie; data follows the handshake.
+    let (c1, n) = p.a.connect_with_data(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80), b"first").unwrap();
+    assert_eq!(n, 5);
+    p.pump();
+    assert_eq!(p.b.counters().get(Counter::TCPFastOpenCookieReqd), 1);
+    let s1 = p.b.accept(l).unwrap();
+    assert_eq!(read_all(&mut p.b, s1), b"first");
+    p.a.close(p.now, c1).unwrap();
+    p.pump();
+    // Second: the data rides in the SYN and the server reads it before the handshake completes.
+    p.filter = Some(Box::new(|from_a, s| !(from_a && s.flags.0 == TcpFlags::ACK && s.len == 0)));
+    let (_c2, _) = p.a.connect_with_data(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80), b"GET /").unwrap();
+    p.pump();
+    let syn = p.log.iter().rev().find(|(a, s)| *a && s.flags.syn()).unwrap();
+    assert_eq!(syn.1.len, 5, "data in the SYN");
+    let s2 = p.b.accept(l).unwrap();
+    assert_eq!(p.b.info(s2).unwrap().state, State::SynReceived);
+    assert_eq!(read_all(&mut p.b, s2), b"GET /");
+    assert_eq!(p.b.counters().get(Counter::TCPFastOpenPassive), 1);
+    assert_eq!(p.a.counters().get(Counter::TCPFastOpenActive), 1);
+}
+
+#[test]
+fn rss_steering_picks_ports_whose_replies_return_to_this_queue() {
+    use crate::stack::rss::{RssSteering, MICROSOFT_KEY};
+    let mut e = Engine::new(Config::default(), Instant::from_secs(1), 3);
+    let steering = RssSteering::new(MICROSOFT_KEY, 4, 128);
+    e.set_rss_steering(steering.clone(), 2);
+    for _ in 0..100 {
+        let c = e.connect(Instant::from_secs(1), SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+        let (local, _) = e.local_addr_of(c).unwrap();
+        assert_eq!(steering.queue_of(B, A, 80, local.port()), 2);
     }
 }

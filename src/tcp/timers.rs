@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::congestion::CongestionControl;
 use super::conn::{RetransmitMode, TimerKind};
-use super::engine::{CloseReason, Engine, State, TimerEntry};
 use super::engine::conn;
+use super::engine::{CloseReason, Engine, State, TimerEntry};
 use super::Counter;
 use crate::time::Instant;
 
@@ -41,6 +41,9 @@ impl Engine {
     }
 
     pub(crate) fn on_timer(&mut self, now: Instant, entry: TimerEntry) {
+        if entry.kind == TimerKind::SynAck {
+            return self.on_syn_ack_timer(now, entry.index, entry.generation);
+        }
         if entry.kind == TimerKind::TimeWait {
             if let Some(tuple) = self.timewait.expire(entry.index, entry.generation) {
                 self.log_transition(now, tuple, State::TimeWait, State::Closed);
@@ -60,7 +63,7 @@ impl Engine {
                 self.mark_dirty(entry.index);
             }
             TimerKind::Keepalive => self.on_keepalive_timer(now, entry.index),
-            TimerKind::TimeWait => {}
+            TimerKind::TimeWait | TimerKind::SynAck => {}
         }
     }
 
@@ -72,8 +75,11 @@ impl Engine {
         match c.state {
             State::SynSent | State::SynReceived => {
                 let passive = c.listener.is_some();
-                let limit =
-                    if c.state == State::SynSent { self.config.tcp_syn_retries } else { self.config.tcp_synack_retries };
+                let limit = if c.state == State::SynSent {
+                    self.config.tcp_syn_retries
+                } else {
+                    self.config.tcp_synack_retries
+                };
                 if c.retransmits >= limit {
                     if passive {
                         // The half-open entry is freed; the application never knew about it.
@@ -192,14 +198,8 @@ impl Engine {
             let c = conn!(self, index);
             c.error = Some(super::engine::Error::TimedOut);
             let (tuple, seq, ack) = (c.tuple, c.snd_max, c.rcv_nxt);
-            self.queue_control(super::engine::ControlSegment {
-                tuple,
-                seq,
-                ack,
-                flags: crate::wire::TcpFlags::RST | crate::wire::TcpFlags::ACK,
-                window: 0,
-                timestamps: None,
-            });
+            let flags = crate::wire::TcpFlags::RST | crate::wire::TcpFlags::ACK;
+            self.queue_control(super::engine::ControlSegment::bare(tuple, seq, ack, flags, 0, None));
             self.finish(now, index, CloseReason::TimedOut, false);
             self.release_slot(index);
             return;

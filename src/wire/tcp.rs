@@ -368,6 +368,8 @@ impl TcpOptions {
                     if body.len() % SACK_BLOCK_LEN != 0 || body.len() / SACK_BLOCK_LEN > MAX_SACK_BLOCKS {
                         return Err(WireError::Malformed);
                     }
+                    // A repeated SACK option replaces the earlier one whole: no stale blocks past the count.
+                    opts.sack = Default::default();
                     let mut n = 0;
                     for b in body.chunks_exact(SACK_BLOCK_LEN) {
                         opts.sack[n] = SackBlock { left: SeqNum(be32(&b[0..4])), right: SeqNum(be32(&b[4..8])) };
@@ -946,6 +948,12 @@ mod tests {
         assert!(o.sack_permitted);
         let o = TcpOptions::parse(&[5, 2]).unwrap();
         assert_eq!(o.sack_count, 0);
+        // A repeated SACK option replaces the first one whole, leaving no stale blocks behind the count.
+        let o =
+            TcpOptions::parse(&[5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 5, 10, 0, 0, 0, 5, 0, 0, 0, 6])
+                .unwrap();
+        assert_eq!(o.sack_blocks(), &[SackBlock { left: SeqNum(5), right: SeqNum(6) }]);
+        assert_eq!(o.sack[1], SackBlock::default());
         let o = TcpOptions::parse(&[34, 2, 1, 1]).unwrap();
         assert_eq!(o.tfo_cookie.map(|c| c.len), Some(0), "a cookie request");
         let o = TcpOptions::parse(&[34, 6, 1, 2, 3, 4]).unwrap();
