@@ -48,9 +48,12 @@ pub struct Args {
     /// Queues to serve (default: all receive queues of the interface).
     #[arg(long, value_delimiter = ',')]
     pub queues: Vec<u32>,
-    /// Cores to pin the workers to, in queue order (default: no pinning).
-    #[arg(long, value_delimiter = ',')]
+    /// Cores to pin the workers to, in queue order (default: the available cores, round-robin).
+    #[arg(long, value_delimiter = ',', conflicts_with = "no_pin")]
     pub cores: Vec<usize>,
+    /// Leave the workers unpinned.
+    #[arg(long)]
+    pub no_pin: bool,
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     pub xdp_mode: XdpMode,
     /// TCP configuration file (TOML, sysctl-style names).
@@ -189,6 +192,15 @@ impl Server {
         if !args.cores.is_empty() && args.cores.len() != queues.len() {
             bail!("--cores lists {} cores for {} queues", args.cores.len(), queues.len());
         }
+        let cores: Vec<Option<usize>> = if args.no_pin {
+            vec![None; queues.len()]
+        } else if !args.cores.is_empty() {
+            args.cores.iter().map(|&c| Some(c)).collect()
+        } else {
+            let available: Vec<usize> =
+                core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+            (0..queues.len()).map(|i| available.get(i % available.len().max(1)).copied()).collect()
+        };
 
         let mut program = XdpProgram::load()?;
         program.add_local_addr(addr, true)?;
@@ -224,7 +236,7 @@ impl Server {
                 worker.listen(port, args.backlog).map_err(|e| anyhow::anyhow!("listen on port {port}: {e}"))?;
             }
             snapshots.push(worker.published.clone());
-            let core = args.cores.get(i).copied();
+            let core = cores[i];
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("xdptcp-q{q}"))
