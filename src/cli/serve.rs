@@ -20,7 +20,7 @@ use crate::tcp::{Config, Counter, Counters, Engine};
 use crate::time::MonotonicClock;
 use crate::worker::{Datapath, NeighConfig, NetConfig, Worker};
 use crate::xdp::ring::set_busy_poll;
-use crate::xdp::{BusyPoll, Interface, RingConfig, SteerStats, XdpMode, XdpProgram, XskRings, XskRsRings};
+use crate::xdp::{BusyPoll, Interface, KernelStats, RingConfig, SteerStats, XdpMode, XdpProgram, XskRings, XskRsRings};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppName {
@@ -74,8 +74,8 @@ pub struct Args {
     /// SO_BUSY_POLL_BUDGET with --busy-poll.
     #[arg(long, default_value_t = 64)]
     pub busy_poll_budget: u32,
-    /// UMEM frames per queue.
-    #[arg(long, default_value_t = 8192)]
+    /// UMEM frames (2 KiB each) per queue.
+    #[arg(long, default_value_t = 16384)]
     pub frames: u32,
     /// Seconds to wait for connections to close on shutdown.
     #[arg(long, default_value_t = 3.0)]
@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("{}", server.banner());
     let report = server.wait()?;
     print!("{}", report.counters.to_text());
-    for (q, c) in &report.per_queue {
+    for (q, c, k) in &report.per_queue {
         println!(
             "Queue{q}: RxFrames {} TxFrames {} PassiveOpens {} ActiveOpens {}",
             c.get(Counter::RxFrames),
@@ -101,6 +101,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.get(Counter::PassiveOpens),
             c.get(Counter::ActiveOpens)
         );
+        if let Some(k) = k {
+            println!(
+                "Queue{q}Kernel: rx_dropped {} rx_ring_full {} rx_fill_ring_empty {} rx_invalid {} tx_invalid {} tx_ring_empty {}",
+                k.rx_dropped, k.rx_ring_full, k.rx_fill_ring_empty, k.rx_invalid_descs, k.tx_invalid_descs, k.tx_ring_empty
+            );
+        }
     }
     println!(
         "XdpSteer: seen {} arp {} icmp {} tcp {} pass {} malformed {} no_socket {}",
@@ -144,15 +150,15 @@ fn load_config(args: &Args) -> anyhow::Result<Config> {
 /// What a finished server reports.
 pub struct Report {
     pub counters: Counters,
-    /// Each worker's own counters, by queue.
-    pub per_queue: Vec<(u32, Counters)>,
+    /// Each worker's own counters and its socket's kernel counters, by queue.
+    pub per_queue: Vec<(u32, Counters, Option<KernelStats>)>,
     pub steer: SteerStats,
 }
 
 /// A running server: the attached program and the worker threads.
 pub struct Server {
     program: XdpProgram,
-    workers: Vec<(u32, std::thread::JoinHandle<Counters>)>,
+    workers: Vec<(u32, std::thread::JoinHandle<(Counters, Option<KernelStats>)>)>,
     snapshots: Vec<Arc<Mutex<Counters>>>,
     banner: String,
 }
@@ -283,9 +289,9 @@ impl Server {
         let mut failed = Vec::new();
         for (q, h) in self.workers.drain(..) {
             match h.join() {
-                Ok(c) => {
+                Ok((c, k)) => {
                     counters.merge(&c);
-                    per_queue.push((q, c));
+                    per_queue.push((q, c, k));
                 }
                 Err(_) => failed.push(q),
             }
