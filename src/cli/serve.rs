@@ -137,14 +137,14 @@ pub fn parse_addr(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
     Ok((ip, prefix))
 }
 
-/// The TCP configuration: defaults, then the file, then the overrides.
-fn load_config(args: &Args) -> anyhow::Result<Config> {
-    if args.config.is_some() || !args.set.is_empty() {
-        // Config::from_toml_file / apply_overrides come with the configuration work; until they are merged here
-        // the options are refused rather than silently ignored.
-        bail!("--config/--set are not available in this build yet");
-    }
-    Ok(Config::default())
+/// The TCP configuration: defaults, then the file, then the `--set` overrides.
+pub fn load_config(args: &Args) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_toml_file(path).with_context(|| format!("loading {}", path.display()))?,
+        None => Config::default(),
+    };
+    config.apply_overrides(&args.set).context("--set")?;
+    Ok(config)
 }
 
 /// What a finished server reports.
@@ -311,6 +311,32 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        use clap::Parser;
+        let base = ["x", "--iface", "lo", "--addr", "198.18.0.1/24", "--listen", "80", "--app", "http"];
+        Cli::try_parse_from(base.iter().chain(extra)).expect("arguments").args
+    }
+
+    #[test]
+    fn config_file_then_overrides() {
+        assert_eq!(load_config(&args(&[])).unwrap(), Config::default());
+        let c = load_config(&args(&["--set", "tcp_delack_ms=10", "--set", "mtu=1400"])).unwrap();
+        assert_eq!((c.tcp_delack_ms, c.mtu), (10, 1400));
+        assert!(load_config(&args(&["--set", "no_such_knob=1"])).is_err());
+        let dir = std::env::temp_dir().join(format!("xdptcp-serve-{}.toml", std::process::id()));
+        std::fs::write(&dir, "tcp_delack_ms = 20\ntcp_sack = false\n").unwrap();
+        let c = load_config(&args(&["--config", dir.to_str().unwrap(), "--set", "tcp_delack_ms=30"])).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!((c.tcp_delack_ms, c.tcp_sack), (30, false));
+        assert!(load_config(&args(&["--config", "/nonexistent/xdptcp.toml"])).is_err());
+    }
 
     #[test]
     fn addresses_parse() {
