@@ -155,10 +155,13 @@ pub struct Report {
     pub steer: SteerStats,
 }
 
+/// A worker thread; it returns its counters and its socket's kernel counters.
+type WorkerHandle = std::thread::JoinHandle<(Counters, Option<KernelStats>)>;
+
 /// A running server: the attached program and the worker threads.
 pub struct Server {
     program: XdpProgram,
-    workers: Vec<(u32, std::thread::JoinHandle<(Counters, Option<KernelStats>)>)>,
+    workers: Vec<(u32, WorkerHandle)>,
     snapshots: Vec<Arc<Mutex<Counters>>>,
     banner: String,
 }
