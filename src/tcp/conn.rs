@@ -108,6 +108,11 @@ pub(crate) struct Conn {
     pub dupacks: u8,
     /// Retransmit the segment at `snd_una` on the next output (fast retransmit, partial ACK).
     pub retransmit_head: bool,
+    /// RFC 3042 limited transmit: new segments allowed beyond cwnd by the first two duplicate ACKs.
+    pub limited_transmit: u8,
+    /// Duplicate ACKs owed: one per out-of-order or duplicate segment (RFC 5681 §4.2), even when a receive batch
+    /// brought several at once, so the sender's three-duplicate rule still sees them.
+    pub dup_acks_owed: u8,
     /// The persist timer found a small (non-zero) window with data held back by SWS avoidance: send what fits
     /// (RFC 9293 §3.8.6.2.1's override timeout).
     pub sws_override: bool,
@@ -184,7 +189,8 @@ impl Conn {
 
     /// What we may still send: the smaller of congestion and peer windows, past what is in flight.
     pub fn send_window(&self) -> u32 {
-        self.cc.cwnd().min(self.snd_wnd)
+        let cwnd = self.cc.cwnd().saturating_add(self.limited_transmit as u32 * self.smss as u32);
+        cwnd.min(self.snd_wnd)
     }
 
     pub fn is_synchronized(&self) -> bool {

@@ -801,6 +801,8 @@ impl Engine {
             recover: iss,
             dupacks: 0,
             retransmit_head: false,
+            limited_transmit: 0,
+            dup_acks_owed: 0,
             sws_override: false,
             sendbuf: SendBuffer::new(cfg.tcp_wmem[1] as usize),
             recvbuf: RecvBuffer::new(cfg.tcp_rmem[1] as usize),

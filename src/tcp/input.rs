@@ -13,6 +13,8 @@ use crate::wire::{IpProtocol, Ipv4Repr, SeqNum, TcpFlags, TcpRepr, WireError};
 
 /// PAWS does not apply to a TS.Recent older than this (RFC 7323 §5.5: 24 days).
 const PAWS_IDLE_LIMIT: Duration = Duration::from_secs(24 * 24 * 3600);
+/// Duplicate ACKs sent for one receive batch at most (more out-of-order segments in one batch add nothing).
+const MAX_DUP_ACKS_OWED: u8 = 8;
 /// Fast Open cookies remembered per engine (one per server address).
 const MAX_TFO_CACHE: usize = 4096;
 
@@ -387,6 +389,7 @@ impl Engine {
             }
         }
         c.retransmits = 0;
+        c.limited_transmit = 0;
         c.rtt.reset_backoff();
         if c.in_recovery {
             if ack.ge(c.recover) {
@@ -433,10 +436,16 @@ impl Engine {
             c.cc.on_dup_ack_in_recovery();
             return true;
         }
+        if c.dupacks < 3 {
+            // RFC 3042: each of the first two duplicates lets one new segment out, keeping the ACK clock going.
+            c.limited_transmit = c.dupacks;
+            return true;
+        }
         // RFC 6582 §3.2 step 2: the third duplicate starts recovery unless it belongs to an earlier episode.
         if c.dupacks == 3 && (c.snd_una - 1u32).ge(c.recover) {
             let flight = c.snd_max - c.snd_una;
             c.in_recovery = true;
+            c.limited_transmit = 0;
             c.recover = c.snd_max;
             c.cc.on_enter_recovery(now, flight);
             c.retransmit_head = true;
@@ -469,6 +478,7 @@ impl Engine {
             let skip = (c.rcv_nxt - seq) as usize;
             if skip >= data.len() {
                 c.ack_now = true;
+                c.dup_acks_owed = c.dup_acks_owed.saturating_add(1).min(MAX_DUP_ACKS_OWED);
                 self.mark_dirty(index);
                 return true;
             }
@@ -529,7 +539,9 @@ impl Engine {
                     Err(_) => self.counters.inc(Counter::TCPOFODrop),
                 }
             }
-            self.conn_mut(index).ack_now = true;
+            let c = conn!(self, index);
+            c.ack_now = true;
+            c.dup_acks_owed = c.dup_acks_owed.saturating_add(1).min(MAX_DUP_ACKS_OWED);
         }
         self.mark_dirty(index);
         true

@@ -112,6 +112,13 @@ impl Engine {
             self.conn_mut(index).sws_override = false;
             self.send_data_at(now, index, seq, sink, false)?;
         }
+        // One duplicate ACK per out-of-order segment received (RFC 5681 §4.2); otherwise one ACK if one is due
+        // and no data segment carried it.
+        while self.conn_ref(index).dup_acks_owed > 0 {
+            self.send_ack(now, index, sink)?;
+            let c = conn!(self, index);
+            c.dup_acks_owed -= 1;
+        }
         let c = self.conn_ref(index);
         if c.ack_now || c.window_update {
             self.send_ack(now, index, sink)?;
