@@ -181,8 +181,18 @@ impl Engine {
         // RFC 7323 §5.3 PAWS: an old timestamp marks an old duplicate.
         if c.ts_enabled && !flags.rst() {
             if let Some((tsval, _)) = seg.options.timestamps {
-                let older = (tsval.wrapping_sub(c.ts_recent) as i32) < 0;
-                if older && now.saturating_since(c.ts_recent_at) < PAWS_IDLE_LIMIT {
+                let behind = c.ts_recent.wrapping_sub(tsval) as i32;
+                // Linux's tcp_disordered_ack: a pure duplicate ACK that lost a race with newer segments is not an
+                // old duplicate; dropping it would starve fast retransmit on reordering paths.
+                let disordered_ack = seg.payload.is_empty()
+                    && !flags.syn()
+                    && !flags.fin()
+                    && flags.ack()
+                    && seg.seq == c.rcv_nxt
+                    && seg.ack == c.snd_una
+                    && (seg.window as u32) << c.snd_wscale == c.snd_wnd
+                    && (behind as i64) <= c.rtt.rto().as_millis() as i64;
+                if behind > 0 && !disordered_ack && now.saturating_since(c.ts_recent_at) < PAWS_IDLE_LIMIT {
                     self.counters.inc(Counter::PAWSEstab);
                     c.ack_now = true;
                     self.mark_dirty(index);
