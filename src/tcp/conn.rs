@@ -108,6 +108,8 @@ pub(crate) struct Conn {
     pub dupacks: u8,
     /// Retransmit the segment at `snd_una` on the next output (fast retransmit, partial ACK).
     pub retransmit_head: bool,
+    /// The sender's SACK scoreboard: ranges above SND.UNA the peer reported holding (RFC 2018, RFC 6675).
+    pub scoreboard: Assembler,
     /// RFC 3042 limited transmit: new segments allowed beyond cwnd by the first two duplicate ACKs.
     pub limited_transmit: u8,
     /// Duplicate ACKs owed: one per out-of-order or duplicate segment (RFC 5681 §4.2), even when a receive batch

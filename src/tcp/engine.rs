@@ -802,6 +802,7 @@ impl Engine {
             dupacks: 0,
             retransmit_head: false,
             limited_transmit: 0,
+            scoreboard: Assembler::new(),
             dup_acks_owed: 0,
             sws_override: false,
             sendbuf: SendBuffer::new(cfg.tcp_wmem[1] as usize),

@@ -15,6 +15,8 @@ use crate::wire::{IpProtocol, Ipv4Repr, SeqNum, TcpFlags, TcpRepr, WireError};
 const PAWS_IDLE_LIMIT: Duration = Duration::from_secs(24 * 24 * 3600);
 /// Duplicate ACKs sent for one receive batch at most (more out-of-order segments in one batch add nothing).
 const MAX_DUP_ACKS_OWED: u8 = 8;
+/// SACKed ranges a sender remembers per connection.
+const MAX_SCOREBOARD_RANGES: usize = 64;
 /// Fast Open cookies remembered per engine (one per server address).
 const MAX_TFO_CACHE: usize = 4096;
 
@@ -313,6 +315,20 @@ impl Engine {
         }
         let window = (seg.window as u32) << c.snd_wscale;
         let mut wake_output = false;
+        if c.sack_ok && seg.options.sack_count > 0 {
+            // RFC 2018: remember what the peer holds above SND.UNA; D-SACK and stale blocks (at or below the
+            // cumulative ACK, or beyond anything sent) are ignored.
+            let una = if ack.gt(c.snd_una) { ack } else { c.snd_una };
+            // Ranges are kept relative to SND.UNA: drop what this ACK covers before adding new blocks.
+            if una.gt(c.snd_una) && !c.scoreboard.is_empty() {
+                c.scoreboard.advance(una);
+            }
+            for b in seg.options.sack_blocks() {
+                if b.left.gt(una) && b.left.lt(b.right) && b.right.le(c.snd_max) {
+                    let _ = c.scoreboard.insert(una, b.left, b.right, MAX_SCOREBOARD_RANGES);
+                }
+            }
+        }
         if ack.gt(c.snd_una) {
             self.on_new_ack(now, index, ack);
             wake_output = true;
@@ -385,6 +401,9 @@ impl Engine {
         }
         let flight_before = c.snd_max - c.snd_una;
         c.snd_una = ack;
+        if !c.scoreboard.is_empty() {
+            c.scoreboard.advance(ack);
+        }
         if c.snd_nxt.lt(ack) {
             c.snd_nxt = ack;
         }
@@ -442,7 +461,8 @@ impl Engine {
         let c = conn!(self, index);
         c.dupacks = c.dupacks.saturating_add(1);
         if c.in_recovery {
-            // RFC 6582 §3.2 step 4: each further duplicate inflates the window by one segment.
+            // RFC 6582 §3.2 step 4: each further duplicate inflates the window by one segment; with SACK it also
+            // releases the retransmission of the next hole.
             c.cc.on_dup_ack_in_recovery();
             return true;
         }

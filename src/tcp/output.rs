@@ -66,13 +66,25 @@ impl Engine {
             _ => {}
         }
         if c.retransmit_head {
-            self.conn_mut(index).retransmit_head = false;
-            let una = self.conn_ref(index).snd_una;
-            self.send_data_at(now, index, una, sink, true)?;
+            let c = conn!(self, index);
+            c.retransmit_head = false;
+            let una = c.snd_una;
+            let limit = self.hole_limit(index, una);
+            // With SACK, retransmit only the hole at SND.UNA, not data the peer reported holding.
+            self.send_data_at(now, index, una, sink, true, limit)?;
         }
         loop {
             let c = self.conn_ref(index);
             let seq = c.snd_nxt;
+            // After an RTO rewound SND.NXT, do not resend what the peer reported holding.
+            if seq.lt(c.snd_max) && !c.scoreboard.is_empty() {
+                if let Some((start, end)) = c.scoreboard.range_from(c.snd_una, seq) {
+                    if start.le(seq) && end.gt(seq) {
+                        conn!(self, index).snd_nxt = end.min(c.snd_max);
+                        continue;
+                    }
+                }
+            }
             let data_end = c.data_end();
             let unsent = if seq.lt(data_end) { data_end - seq } else { 0 };
             let fin_due = c.fin_queued && seq.le(data_end);
@@ -110,7 +122,8 @@ impl Engine {
                 }
             }
             self.conn_mut(index).sws_override = false;
-            self.send_data_at(now, index, seq, sink, false)?;
+            let limit = self.hole_limit(index, seq);
+            self.send_data_at(now, index, seq, sink, false, limit)?;
         }
         // One duplicate ACK per out-of-order segment received (RFC 5681 §4.2); otherwise one ACK if one is due
         // and no data segment carried it.
@@ -135,6 +148,7 @@ impl Engine {
         seq: SeqNum,
         sink: &mut dyn PacketSink,
         head_retransmit: bool,
+        limit: u32,
     ) -> Result<(), NoBuffer> {
         let mtu = self.config.mtu;
         let c = self.conn_ref(index);
@@ -146,7 +160,8 @@ impl Engine {
             let wnd_end = c.snd_una + c.send_window();
             let room = if wnd_end.gt(seq) { wnd_end - seq } else { 0 };
             unsent.min(room).min(effective_mss(c, mtu))
-        };
+        }
+        .min(limit);
         let fin = c.fin_queued && seq.le(data_end) && seq + len == data_end;
         if len == 0 && !fin {
             return Ok(());
@@ -202,6 +217,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// How far a segment starting at `seq` may reach before running into data the peer already holds (SACKed).
+    fn hole_limit(&self, index: u32, seq: SeqNum) -> u32 {
+        let c = self.conn_ref(index);
+        if seq.ge(c.snd_max) || c.scoreboard.is_empty() {
+            return u32::MAX;
+        }
+        match c.scoreboard.range_from(c.snd_una, seq) {
+            Some((start, _)) if start.gt(seq) => start - seq,
+            _ => u32::MAX,
+        }
     }
 
     /// SYN (active open) or SYN-ACK (passive or simultaneous open), with our options.
