@@ -1,1 +1,69 @@
-//! Applications that run on the engine (echo, discard, http). TODO
+//! Applications: run-to-completion callbacks on engine events, on the worker thread, with no locks and no
+//! allocation per event in the steady state.
+//!
+//! Every app handles back-pressure the same way: it reads only when it has no unsent output, and when `send` takes
+//! less than offered it keeps the rest and resumes on `Writable`. So a slow reader closes our receive window instead
+//! of growing our memory.
+
+use crate::tcp::{ConnId, Engine, Event};
+use crate::time::Instant;
+
+pub mod discard;
+pub mod echo;
+pub mod http;
+
+/// An application driven by engine events.
+pub trait App: Send {
+    /// Reacts to one event (accept, read, write, release handles).
+    fn on_event(&mut self, engine: &mut Engine, now: Instant, event: Event);
+    /// Starts an orderly shutdown: stop taking work, close every connection held (FIN after queued data).
+    fn shutdown(&mut self, engine: &mut Engine, now: Instant);
+    /// Connections whose handles the app still holds.
+    fn connections(&self) -> usize;
+}
+
+/// Which app to run, with its options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppSpec {
+    /// Sends back every byte; half-close aware. `abort_after`: reset the connection (RST) once that many bytes
+    /// were received (to exercise ECONNRESET in peers).
+    Echo { abort_after: Option<u64> },
+    /// Reads and drops everything; closes when the peer does.
+    Discard,
+    /// Answers every HTTP/1.x request with a small fixed body; keep-alive, pipelining.
+    Http,
+}
+
+impl AppSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AppSpec::Echo { .. } => "echo",
+            AppSpec::Discard => "discard",
+            AppSpec::Http => "http",
+        }
+    }
+
+    /// A fresh instance (one per worker).
+    pub fn build(&self) -> Box<dyn App> {
+        match self {
+            AppSpec::Echo { abort_after } => Box::new(echo::Echo::new(*abort_after)),
+            AppSpec::Discard => Box::new(discard::Discard::default()),
+            AppSpec::Http => Box::new(http::Http::default()),
+        }
+    }
+}
+
+/// Accepts every pending connection of a listener, calling `f` for each.
+pub(crate) fn accept_all(
+    engine: &mut Engine,
+    listener: crate::tcp::ListenerId,
+    mut f: impl FnMut(&mut Engine, ConnId),
+) {
+    // Bounded by the accept queue, which the engine bounds.
+    while let Ok(c) = engine.accept(listener) {
+        f(engine, c);
+    }
+}
+
+/// Scratch buffer size for reads.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;

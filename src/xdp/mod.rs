@@ -1,1 +1,12 @@
-//! AF_XDP: BPF loader, UMEM, rings. TODO
+//! The AF_XDP datapath: the XDP steering program's loader, interface facts, the UMEM frame pool, and the four rings
+//! behind a small trait of our own.
+
+pub mod iface;
+pub mod loader;
+pub mod pool;
+pub mod ring;
+
+pub use iface::Interface;
+pub use loader::{SteerStats, XdpMode, XdpProgram};
+pub use pool::FramePool;
+pub use ring::{BusyPoll, Desc, RingConfig, XskRings, XskRsRings};

@@ -1,0 +1,160 @@
+//! The worker thread's run-to-completion loop:
+//!
+//! completions -> rx batch -> engine -> app callbacks (events) -> timers -> `poll_transmit` into the tx batch ->
+//! tx ring -> counters -> idle strategy (spin a little, then `poll()` until the next timer, at most a few ms).
+//!
+//! Shutdown is orderly: listeners go away, the app closes what it holds (FINs after queued data), and the loop keeps
+//! running until every connection is gone or the drain timeout passes.
+
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::datapath::Datapath;
+use crate::app::App;
+use crate::tcp::{Counters, Engine, ListenerId};
+use crate::time::{Instant, MonotonicClock};
+use crate::xdp::ring::XskRings;
+
+/// Empty loop iterations before the worker sleeps in `poll()`.
+const SPIN_ROUNDS: u32 = 64;
+/// Longest sleep: bounds how late the stop flag and counter snapshots are noticed.
+const MAX_SLEEP: Duration = Duration::from_millis(5);
+/// How often the shared counter snapshot is refreshed.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// Transmit rounds (of one batch each) per loop iteration; the rest waits for the next iteration.
+const TX_ROUNDS: usize = 8;
+
+/// One queue's worker: datapath, engine and app, owned by one thread.
+pub struct Worker<R: XskRings> {
+    pub dp: Datapath<R>,
+    pub engine: Engine,
+    pub app: Box<dyn App>,
+    listeners: Vec<ListenerId>,
+    clock: MonotonicClock,
+    /// Refreshed every [`PUBLISH_EVERY`] for the control plane.
+    pub published: Arc<Mutex<Counters>>,
+}
+
+impl<R: XskRings> Worker<R> {
+    pub fn new(dp: Datapath<R>, engine: Engine, app: Box<dyn App>, clock: MonotonicClock) -> Worker<R> {
+        Worker { dp, engine, app, listeners: Vec::new(), clock, published: Arc::new(Mutex::new(Counters::default())) }
+    }
+
+    /// Opens a listener on our address.
+    pub fn listen(&mut self, port: u16, backlog: u32) -> Result<ListenerId, crate::tcp::Error> {
+        let l = self.engine.listen(SocketAddrV4::new(self.dp.net().addr, port), backlog)?;
+        self.listeners.push(l);
+        Ok(l)
+    }
+
+    /// One pass of the loop. Returns the amount of work done (0: idle).
+    pub fn poll_once(&mut self, now: Instant) -> usize {
+        let Worker { dp, engine, app, .. } = self;
+        dp.set_now(now);
+        let mut work = dp.reclaim();
+        work += dp.receive(now, &mut |t, pkt| engine.handle_ipv4(t, pkt));
+        dp.refill();
+        if engine.poll_timeout().is_some_and(|t| t <= now) {
+            engine.handle_timeout(now);
+            work += 1;
+        }
+        // Bounded by the events the engine queued during this pass plus what the app's calls add.
+        while let Some(ev) = engine.poll_event() {
+            app.on_event(engine, now, ev);
+            work += 1;
+        }
+        dp.absorb_neighbours(now);
+        if dp.next_deadline().is_some_and(|t| t <= now) {
+            dp.poll_neighbours(now);
+        }
+        for _ in 0..TX_ROUNDS {
+            dp.begin_transmit();
+            engine.poll_transmit(now, dp);
+            let sent = dp.flush();
+            work += sent;
+            if !dp.transmit_blocked() || sent == 0 {
+                break;
+            }
+        }
+        work += dp.flush();
+        dp.take_counters(engine.counters_mut());
+        work
+    }
+
+    /// Runs until `stop` is set, then drains for at most `drain` and returns the final counters.
+    pub fn run(mut self, stop: &AtomicBool, drain: Duration) -> Counters {
+        self.dp.announce();
+        let mut idle = 0u32;
+        let mut draining_until: Option<Instant> = None;
+        let mut last_publish = self.clock.now();
+        loop {
+            let now = self.clock.now();
+            let work = self.poll_once(now);
+
+            if draining_until.is_none() && stop.load(Ordering::Relaxed) {
+                for l in self.listeners.drain(..) {
+                    let _ = self.engine.unlisten(l);
+                }
+                self.app.shutdown(&mut self.engine, now);
+                draining_until = Some(now + drain);
+                continue;
+            }
+            if let Some(until) = draining_until {
+                let (live, _time_wait) = self.engine.connection_count();
+                if (live == 0 && self.dp.tx_outstanding() == 0) || now >= until {
+                    break;
+                }
+            }
+            if now.saturating_since(last_publish) >= PUBLISH_EVERY {
+                last_publish = now;
+                self.publish();
+            }
+            if work > 0 {
+                idle = 0;
+                continue;
+            }
+            idle += 1;
+            if idle < SPIN_ROUNDS {
+                std::hint::spin_loop();
+                continue;
+            }
+            self.sleep(now);
+        }
+        // Whatever is still queued goes out before the socket closes.
+        for _ in 0..100 {
+            if self.dp.tx_outstanding() == 0 {
+                break;
+            }
+            self.dp.flush();
+            self.dp.reclaim();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        self.dp.take_counters(self.engine.counters_mut());
+        self.publish();
+        self.engine.counters().clone()
+    }
+
+    fn publish(&self) {
+        if let Ok(mut p) = self.published.lock() {
+            *p = self.engine.counters().clone();
+        }
+    }
+
+    /// Sleeps in `poll()` until a frame arrives or the next timer (engine or ARP) is due, at most [`MAX_SLEEP`].
+    fn sleep(&mut self, now: Instant) {
+        let mut wake = now + MAX_SLEEP;
+        for t in [self.engine.poll_timeout(), self.dp.next_deadline()].into_iter().flatten() {
+            wake = wake.min(t);
+        }
+        let wait = wake.saturating_since(now);
+        self.engine.counters_mut().inc(crate::tcp::Counter::RxRingEmpty);
+        if self.dp.tx_outstanding() > 0 || wait < Duration::from_millis(1) {
+            // Completions are due soon (copy mode completes inside sendto) or a timer is imminent: just yield.
+            std::thread::yield_now();
+            return;
+        }
+        let _ = self.dp.rings_mut().poll_rx(wait.as_millis().clamp(1, MAX_SLEEP.as_millis()) as i32);
+    }
+}
