@@ -222,14 +222,28 @@ impl Report {
             }
         }
         let unit = if self.info.mode == Mode::Cps { "connections" } else { "requests" };
-        let _ = writeln!(
-            o,
-            "  {} {unit} in {:.2}s, {} read, {} written",
-            s.requests,
-            self.seconds(),
-            fmt_bytes(s.bytes_received as f64),
-            fmt_bytes(s.bytes_sent as f64)
-        );
+        match self.info.mode {
+            Mode::Rps | Mode::Cps => {
+                let _ = writeln!(
+                    o,
+                    "  {} {unit} in {:.2}s, {} read, {} written",
+                    s.requests,
+                    self.seconds(),
+                    fmt_bytes(s.bytes_received as f64),
+                    fmt_bytes(s.bytes_sent as f64)
+                );
+            }
+            Mode::Stream => {
+                let _ = writeln!(
+                    o,
+                    "  {} written, {} read in {:.2}s",
+                    fmt_bytes(s.bytes_sent as f64),
+                    fmt_bytes(s.bytes_received as f64),
+                    self.seconds()
+                );
+            }
+            Mode::Hold | Mode::Synflood => {}
+        }
         if !s.connect.is_empty() {
             let c = &s.connect;
             let _ = writeln!(
@@ -317,9 +331,21 @@ impl Report {
         if s.in_flight_at_end > 0 {
             let _ = writeln!(o, "  In flight at the end (not counted): {}", s.in_flight_at_end);
         }
-        let label = if self.info.mode == Mode::Cps { "Connections/sec:" } else { "Requests/sec:" };
-        let _ = writeln!(o, "{label} {:>10.2}", self.rate());
-        let _ = writeln!(o, "Transfer/sec: {:>10}", fmt_bytes(self.rx_bytes_per_second() + self.tx_bytes_per_second()));
+        match self.info.mode {
+            Mode::Rps | Mode::Cps => {
+                let label = if self.info.mode == Mode::Cps { "Connections/sec:" } else { "Requests/sec:" };
+                let _ = writeln!(o, "{label} {:>10.2}", self.rate());
+                let total = self.rx_bytes_per_second() + self.tx_bytes_per_second();
+                let _ = writeln!(o, "Transfer/sec: {:>10}", fmt_bytes(total));
+            }
+            Mode::Stream => {
+                let _ = writeln!(o, "Gbit/sec sent: {:>9.3}", self.tx_bytes_per_second() * 8.0 / 1e9);
+            }
+            Mode::Hold | Mode::Synflood => {
+                let held = self.extras.memory.as_ref().map_or(s.connections_opened, |m| m.connections);
+                let _ = writeln!(o, "Connections held: {held}");
+            }
+        }
         o
     }
 
@@ -499,6 +525,8 @@ mod tests {
         let t = Report { info: info(Mode::Stream), stats: s, extras: Extras::default() }.text();
         assert!(t.contains("Stream: 2.000 Gbit/s sent, 0.000 Gbit/s received in total; per connection (2) min 1.000 avg 1.500 max 2.000 Gbit/s"), "{t}");
         assert!(!t.contains("Latency Distribution"));
+        assert!(t.contains("  238.42MB written, 0.00B read in 1.00s"), "{t}");
+        assert!(t.contains("Gbit/sec sent:     2.000"), "{t}");
 
         let extras = Extras {
             memory: Some(Memory {
@@ -512,6 +540,7 @@ mod tests {
         };
         let t = Report { info: info(Mode::Hold), stats: WorkerStats::default(), extras }.text();
         assert!(t.contains("Memory: 1000 connections held; client RSS +2048000 bytes (2.00KB per connection); engine buffers 0.00B; engine connections 1000"), "{t}");
+        assert!(t.contains("Connections held: 1000"), "{t}");
     }
 
     #[test]
