@@ -33,6 +33,20 @@ pub struct Args {
 enum Sub {
     /// Serve echo, http or discard on kernel sockets (epoll, one SO_REUSEPORT listener per thread).
     Server(ServerArgs),
+    /// Draw .hgrm files (from --hgrm) into one SVG latency-by-percentile chart.
+    Plot(PlotArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PlotArgs {
+    /// The SVG file to write.
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: PathBuf,
+    #[arg(long, default_value = "Latency by percentile")]
+    pub title: String,
+    /// Inputs as LABEL=FILE.hgrm, one line each.
+    #[arg(required = true, value_name = "LABEL=FILE.hgrm")]
+    pub inputs: Vec<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -131,6 +145,7 @@ pub struct ServerArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.sub {
         Some(Sub::Server(s)) => run_server(s),
+        Some(Sub::Plot(p)) => run_plot(p),
         None => run_bench(args.run),
     }
 }
@@ -191,6 +206,23 @@ fn run_server(a: ServerArgs) -> anyhow::Result<ExitCode> {
         l(&counters.bytes_out)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_plot(p: PlotArgs) -> anyhow::Result<ExitCode> {
+    let mut series = Vec::new();
+    for input in &p.inputs {
+        let (label, file) = input.split_once('=').with_context(|| format!("{input:?} is not LABEL=FILE.hgrm"))?;
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+        series.push(series_from_hgrm(label, &text));
+    }
+    std::fs::write(&p.out, svg::render(&p.title, &series)).with_context(|| format!("writing {}", p.out.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A chart line from `.hgrm` text (values in milliseconds).
+fn series_from_hgrm(label: &str, text: &str) -> svg::Series {
+    let points = hgrm::parse(text).into_iter().map(|(ms, q)| (q, (ms * 1e6).round() as u64)).collect();
+    svg::Series { name: label.to_string(), points }
 }
 
 /// The workload of the whole run, from the arguments.
@@ -583,6 +615,22 @@ mod tests {
         // The server subcommand needs no --target.
         let a = parse(&["server", "--app", "http", "--listen", "198.18.0.2:80"]).unwrap();
         assert!(matches!(a.sub, Some(Sub::Server(ServerArgs { app: ServerApp::Http, .. }))));
+    }
+
+    #[test]
+    fn hgrm_files_become_chart_lines() {
+        let mut h = crate::bench::stats::new_histogram();
+        for v in 1..=100u64 {
+            h.record(v * 10_000).unwrap();
+        }
+        let s = series_from_hgrm("x", &hgrm::render(&h));
+        assert_eq!(s.name, "x");
+        assert_eq!(s.points.len(), hgrm::rows(&h).len());
+        let (q, ns) = *s.points.last().unwrap();
+        assert_eq!(q, 1.0);
+        assert_eq!(ns, 1_000_000, "1.000 ms");
+        let a = parse(&["plot", "--out", "x.svg", "a=1.hgrm", "b=2.hgrm"]).unwrap();
+        assert!(matches!(a.sub, Some(Sub::Plot(PlotArgs { ref inputs, .. })) if inputs.len() == 2));
     }
 
     #[test]
