@@ -169,8 +169,7 @@ impl Thread {
         }
         let mut buf = std::mem::take(&mut self.buf);
         // Ends when the socket has no more data (its buffer is bounded), output backs up, or it closes.
-        loop {
-            let Some(c) = self.conns.get_mut(fd as usize).and_then(Option::as_mut) else { break };
+        while let Some(c) = self.conns.get_mut(fd as usize).and_then(Option::as_mut) {
             if !c.out.is_empty() || c.close_after {
                 break; // resume on EPOLLOUT once the output is gone
             }

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 const WIDTH: f64 = 800.0;
 const HEIGHT: f64 = 480.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 24.0;
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 44.0;
 const BOTTOM: f64 = 64.0;
 /// Decades of 1/(1-p) on the x axis: 10^5 is 99.999 %.
@@ -43,7 +43,8 @@ pub fn x_fraction(quantile: f64) -> f64 {
 
 /// A "nice" axis: (step, top) with step 1, 2 or 5 times a power of ten, about `ticks` steps up to `max`.
 pub fn nice_axis(max: f64, ticks: usize) -> (f64, f64) {
-    if !(max > 0.0) || !max.is_finite() {
+    // NaN fails both tests.
+    if max.is_nan() || max <= 0.0 || !max.is_finite() {
         return (1.0, 1.0);
     }
     let raw = max / ticks.max(1) as f64;

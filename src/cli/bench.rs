@@ -225,6 +225,9 @@ fn series_from_hgrm(label: &str, text: &str) -> svg::Series {
     svg::Series { name: label.to_string(), points }
 }
 
+/// The longest run with `--requests` and no `--duration`.
+const MAX_UNTIMED_RUN: Duration = Duration::from_secs(3600);
+
 /// The workload of the whole run, from the arguments.
 fn workload(a: &RunArgs) -> anyhow::Result<Workload> {
     let target = a.target.context("--target is required")?;
@@ -243,6 +246,9 @@ fn workload(a: &RunArgs) -> anyhow::Result<Workload> {
         bail!("request and response sizes are limited to 64 MiB");
     }
     w.http = a.http;
+    if !a.http && w.response_size == 0 && matches!(a.mode, Mode::Rps | Mode::Cps) {
+        bail!("--response-size must be at least 1: a request is complete when its response has arrived");
+    }
     if let Some(r) = a.rate {
         if !(r > 0.0 && r.is_finite()) {
             bail!("--rate must be a positive number");
@@ -266,8 +272,10 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
     let duration = match (a.duration, a.requests) {
         (Some(d), _) if !(d > 0.0 && d <= 86_400.0) => bail!("--duration must be between 0 and 86400 seconds"),
         (Some(d), _) => Some(Duration::from_secs_f64(d)),
-        (None, Some(_)) => None,
-        (None, None) => Some(Duration::from_secs(10)),
+        // A request count alone ends the run when it is reached, or after an hour whatever happens (a server
+        // that refuses every connection would otherwise keep the run going forever).
+        (None, Some(_)) if matches!(a.mode, Mode::Rps | Mode::Cps) => Some(MAX_UNTIMED_RUN),
+        (None, _) => Some(Duration::from_secs(10)),
     };
     let stop = stop_flag()?;
     sys::raise_fd_limit();
@@ -646,6 +654,8 @@ mod tests {
         assert!(bad(&["--connections", "0"]));
         assert!(bad(&["--request-size", "0"]));
         assert!(bad(&["--timeout", "0"]));
+        assert!(bad(&["--response-size", "0"]));
+        assert!(!bad(&["--response-size", "0", "--mode", "stream"]));
     }
 
     #[test]
