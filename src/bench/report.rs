@@ -66,6 +66,9 @@ pub struct Extras {
     pub server: Option<ServerUsage>,
     /// Busy CPU seconds of the whole machine (all cores, /proc/stat) over the window.
     pub system_cpu_seconds: Option<f64>,
+    /// The xdptcp client's engine and datapath counters that say something went wrong or was slow (SYN
+    /// retransmissions, ring overflows, ...), by MIB name, non-zero only.
+    pub client_counters: Vec<(String, u64)>,
 }
 
 /// The report: inputs plus derived figures.
@@ -328,6 +331,10 @@ impl Report {
         } else {
             let _ = writeln!(o, "  Errors: {} ({})", s.errors.total(), errs.join(", "));
         }
+        if !self.extras.client_counters.is_empty() {
+            let c: Vec<String> = self.extras.client_counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(o, "  Client stack: {}", c.join(", "));
+        }
         if s.in_flight_at_end > 0 {
             let _ = writeln!(o, "  In flight at the end (not counted): {}", s.in_flight_at_end);
         }
@@ -420,6 +427,13 @@ impl Report {
             .field("server", server)
             .field("system_cpu_seconds", self.extras.system_cpu_seconds)
             .field("system_cpu_us_per_request", self.system_cpu_us_per_request())
+            .field("client_counters", {
+                let mut c = Json::object();
+                for (k, v) in &self.extras.client_counters {
+                    c.push(k, *v);
+                }
+                c
+            })
     }
 }
 
@@ -500,12 +514,14 @@ mod tests {
         s.in_flight_at_end = 2;
         extras.server = Some(ServerUsage { pids: vec![42], cpu_seconds: 0.5, rss_delta_bytes: None });
         extras.system_cpu_seconds = Some(1.0);
+        extras.client_counters = vec![("TCPSynRetrans".into(), 4)];
         let r = Report { info: info(Mode::Rps), stats: s, extras };
         let t = r.text();
         assert!(t.contains("  Errors: 4 (resets 3, timeouts 1)"), "{t}");
         assert!(t.contains("In flight at the end (not counted): 2"), "{t}");
         assert!(t.contains("Server [42]: CPU 0.50s (5000.00 us per request)"), "{t}");
         assert!(t.contains("System CPU (all cores): 1.00s busy (10000.00 us per request)"), "{t}");
+        assert!(t.contains("  Client stack: TCPSynRetrans 4\n"), "{t}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::bench::server::{self, ServerApp, ServerCounters};
 use crate::bench::stats::{merge_all, sum_progress, Progress, ProgressSnapshot, WorkerStats};
 use crate::bench::xdp::{XdpClient, XdpOptions};
 use crate::bench::{hgrm, kernel, svg, synflood, sys, Clock, Mode, Workload};
+use crate::tcp::Counter;
 use crate::xdp::XdpMode;
 
 #[derive(clap::Args, Debug)]
@@ -373,7 +374,7 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
     let server1 = sys::usage_of(&a.server_pids);
     let busy1 = sys::system_busy_seconds();
     stop.store(true, Ordering::Relaxed);
-    let (stats_list, client_time_wait) = runner.wait(&progress)?;
+    let (stats_list, client_time_wait, client_counters) = runner.wait(&progress)?;
     let stats = merge_all(&stats_list);
 
     let server = (!a.server_pids.is_empty()).then(|| ServerUsage {
@@ -388,6 +389,7 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
         memory: memory.map(|m| m.0),
         server,
         system_cpu_seconds: busy0.zip(busy1).map(|(a, b)| (b - a).max(0.0)),
+        client_counters,
     };
     let label = info.stack.clone();
     let report = Report { info, stats, extras };
@@ -466,19 +468,41 @@ fn progress_line(mode: Mode, t: Duration, s: &ProgressSnapshot, last: &ProgressS
     }
 }
 
+/// Client-side counters worth showing when non-zero: they explain slow connects and retransmissions.
+const CLIENT_TROUBLE: &[Counter] = &[
+    Counter::TCPSynRetrans,
+    Counter::RetransSegs,
+    Counter::TCPTimeouts,
+    Counter::OutRsts,
+    Counter::TCPConnectNoPorts,
+    Counter::TxRingFull,
+    Counter::TxNoBuffer,
+    Counter::FillRingEmpty,
+    Counter::ArpQueueDrops,
+    Counter::ArpResolveFails,
+    Counter::RxMalformed,
+    Counter::InCsumErrors,
+];
+
 enum Runner {
     Xdp(Box<XdpClient>),
     Kernel(Vec<std::thread::JoinHandle<std::io::Result<WorkerStats>>>),
 }
 
 impl Runner {
-    /// Waits for the workers; returns their results and the client's TIME_WAIT count.
-    fn wait(self, progress: &[Arc<Progress>]) -> anyhow::Result<(Vec<WorkerStats>, Option<u64>)> {
+    /// Waits for the workers; returns their results, the client's TIME_WAIT count and (xdptcp) its trouble
+    /// counters.
+    fn wait(self, progress: &[Arc<Progress>]) -> anyhow::Result<(Vec<WorkerStats>, Option<u64>, Vec<(String, u64)>)> {
         match self {
             Runner::Xdp(c) => {
-                let (stats, _counters) = c.wait()?;
+                let (stats, counters) = c.wait()?;
                 let tw = progress.iter().map(|p| p.engine_time_wait.load(Ordering::Relaxed)).sum();
-                Ok((stats, Some(tw)))
+                let trouble = CLIENT_TROUBLE
+                    .iter()
+                    .map(|&c| (c.name().to_string(), counters.get(c)))
+                    .filter(|(_, v)| *v > 0)
+                    .collect();
+                Ok((stats, Some(tw), trouble))
             }
             Runner::Kernel(handles) => {
                 let mut out = Vec::new();
@@ -488,7 +512,7 @@ impl Runner {
                         Err(_) => bail!("a kernel client worker panicked"),
                     }
                 }
-                Ok((out, sys::kernel_time_wait()))
+                Ok((out, sys::kernel_time_wait(), Vec::new()))
             }
         }
     }
