@@ -49,11 +49,11 @@ fn http_get_keep_alive_pipelining_and_split_requests() {
     let one = response_len();
     let (pipelined, split, closed) = in_netns(&lab.client_ns(), move || {
         let addr = SocketAddr::from((SERVER_ADDR, 80));
-        // Three pipelined requests in one write: three responses, in order.
+        // Three pipelined requests in one write (the second with a body): three responses, in order.
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(
-            b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /3 HTTP/1.1\r\n\r\n",
         )
         .unwrap();
         let mut buf = vec![0u8; 3 * one];

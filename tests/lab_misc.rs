@@ -126,3 +126,23 @@ fn sigterm_closes_connections_in_order() {
     let counters = xdptcp::cli::demo::parse_counters(&text);
     assert_eq!(counters.get(Counter::OutRsts), 0, "{text}");
 }
+
+#[test]
+fn refuses_an_address_the_kernel_has() {
+    if !is_root() {
+        eprintln!("skipped: needs root for namespaces and XDP");
+        return;
+    }
+    let lab = LabGuard::up(&unique_name("dup"), None, xdptcp_bin()).expect("lab up");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.server_ns()])
+        .arg(xdptcp_bin())
+        .args(["serve", "--iface", "xs0", "--addr", &format!("{SERVER_KERNEL_ADDR}/24"), "--listen", "80"])
+        .args(["--app", "http"])
+        .output()
+        .expect("xdptcp serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is configured in the kernel on xs0"), "{err}");
+    assert!(!lab.server_link().unwrap().contains("xdp"), "nothing attached");
+}

@@ -4,7 +4,7 @@
 //!  N-srv                      N-rtr                              N-cli
 //!  xs0 ---------------------- rs0            rc0 --------------- xc0
 //!  198.18.0.1 (xdptcp)        198.18.0.254   198.18.1.254        198.18.1.2
-//!  198.18.0.2 (kernel)        netem egress   netem egress        default via .254
+//!  198.18.0.2 (kernel)        (impairments, both directions)     default via .254
 //! ```
 //!
 //! The xdptcp server runs inside `N-srv` on `xs0` with 198.18.0.1, an address the kernel there does not have; the

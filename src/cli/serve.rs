@@ -20,7 +20,7 @@ use crate::tcp::{Config, Counter, Counters, Engine};
 use crate::time::MonotonicClock;
 use crate::worker::{Datapath, NeighConfig, NetConfig, Worker};
 use crate::xdp::ring::set_busy_poll;
-use crate::xdp::{BusyPoll, Interface, RingConfig, SteerStats, XdpMode, XdpProgram, XskRings, XskRsRings};
+use crate::xdp::{BusyPoll, Interface, KernelStats, RingConfig, SteerStats, XdpMode, XdpProgram, XskRings, XskRsRings};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppName {
@@ -48,9 +48,12 @@ pub struct Args {
     /// Queues to serve (default: all receive queues of the interface).
     #[arg(long, value_delimiter = ',')]
     pub queues: Vec<u32>,
-    /// Cores to pin the workers to, in queue order (default: no pinning).
-    #[arg(long, value_delimiter = ',')]
+    /// Cores to pin the workers to, in queue order (default: the available cores, round-robin).
+    #[arg(long, value_delimiter = ',', conflicts_with = "no_pin")]
     pub cores: Vec<usize>,
+    /// Leave the workers unpinned.
+    #[arg(long)]
+    pub no_pin: bool,
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     pub xdp_mode: XdpMode,
     /// TCP configuration file (TOML, sysctl-style names).
@@ -71,8 +74,8 @@ pub struct Args {
     /// SO_BUSY_POLL_BUDGET with --busy-poll.
     #[arg(long, default_value_t = 64)]
     pub busy_poll_budget: u32,
-    /// UMEM frames per queue.
-    #[arg(long, default_value_t = 8192)]
+    /// UMEM frames (2 KiB each) per queue.
+    #[arg(long, default_value_t = 16384)]
     pub frames: u32,
     /// Seconds to wait for connections to close on shutdown.
     #[arg(long, default_value_t = 3.0)]
@@ -90,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("{}", server.banner());
     let report = server.wait()?;
     print!("{}", report.counters.to_text());
-    for (q, c) in &report.per_queue {
+    for (q, c, k) in &report.per_queue {
         println!(
             "Queue{q}: RxFrames {} TxFrames {} PassiveOpens {} ActiveOpens {}",
             c.get(Counter::RxFrames),
@@ -98,6 +101,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.get(Counter::PassiveOpens),
             c.get(Counter::ActiveOpens)
         );
+        if let Some(k) = k {
+            println!(
+                "Queue{q}Kernel: rx_dropped {} rx_ring_full {} rx_fill_ring_empty {} rx_invalid {} tx_invalid {} tx_ring_empty {}",
+                k.rx_dropped, k.rx_ring_full, k.rx_fill_ring_empty, k.rx_invalid_descs, k.tx_invalid_descs, k.tx_ring_empty
+            );
+        }
     }
     println!(
         "XdpSteer: seen {} arp {} icmp {} tcp {} pass {} malformed {} no_socket {}",
@@ -128,28 +137,31 @@ pub fn parse_addr(s: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
     Ok((ip, prefix))
 }
 
-/// The TCP configuration: defaults, then the file, then the overrides.
-fn load_config(args: &Args) -> anyhow::Result<Config> {
-    if args.config.is_some() || !args.set.is_empty() {
-        // Config::from_toml_file / apply_overrides come with the configuration work; until they are merged here
-        // the options are refused rather than silently ignored.
-        bail!("--config/--set are not available in this build yet");
-    }
-    Ok(Config::default())
+/// The TCP configuration: defaults, then the file, then the `--set` overrides.
+pub fn load_config(args: &Args) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_toml_file(path).with_context(|| format!("loading {}", path.display()))?,
+        None => Config::default(),
+    };
+    config.apply_overrides(&args.set).context("--set")?;
+    Ok(config)
 }
 
 /// What a finished server reports.
 pub struct Report {
     pub counters: Counters,
-    /// Each worker's own counters, by queue.
-    pub per_queue: Vec<(u32, Counters)>,
+    /// Each worker's own counters and its socket's kernel counters, by queue.
+    pub per_queue: Vec<(u32, Counters, Option<KernelStats>)>,
     pub steer: SteerStats,
 }
+
+/// A worker thread; it returns its counters and its socket's kernel counters.
+type WorkerHandle = std::thread::JoinHandle<(Counters, Option<KernelStats>)>;
 
 /// A running server: the attached program and the worker threads.
 pub struct Server {
     program: XdpProgram,
-    workers: Vec<(u32, std::thread::JoinHandle<Counters>)>,
+    workers: Vec<(u32, WorkerHandle)>,
     snapshots: Vec<Arc<Mutex<Counters>>>,
     banner: String,
 }
@@ -189,6 +201,15 @@ impl Server {
         if !args.cores.is_empty() && args.cores.len() != queues.len() {
             bail!("--cores lists {} cores for {} queues", args.cores.len(), queues.len());
         }
+        let cores: Vec<Option<usize>> = if args.no_pin {
+            vec![None; queues.len()]
+        } else if !args.cores.is_empty() {
+            args.cores.iter().map(|&c| Some(c)).collect()
+        } else {
+            let available: Vec<usize> =
+                core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+            (0..queues.len()).map(|i| available.get(i % available.len().max(1)).copied()).collect()
+        };
 
         let mut program = XdpProgram::load()?;
         program.add_local_addr(addr, true)?;
@@ -224,7 +245,7 @@ impl Server {
                 worker.listen(port, args.backlog).map_err(|e| anyhow::anyhow!("listen on port {port}: {e}"))?;
             }
             snapshots.push(worker.published.clone());
-            let core = args.cores.get(i).copied();
+            let core = cores[i];
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("xdptcp-q{q}"))
@@ -271,9 +292,9 @@ impl Server {
         let mut failed = Vec::new();
         for (q, h) in self.workers.drain(..) {
             match h.join() {
-                Ok(c) => {
+                Ok((c, k)) => {
                     counters.merge(&c);
-                    per_queue.push((q, c));
+                    per_queue.push((q, c, k));
                 }
                 Err(_) => failed.push(q),
             }
@@ -293,6 +314,32 @@ impl Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        use clap::Parser;
+        let base = ["x", "--iface", "lo", "--addr", "198.18.0.1/24", "--listen", "80", "--app", "http"];
+        Cli::try_parse_from(base.iter().chain(extra)).expect("arguments").args
+    }
+
+    #[test]
+    fn config_file_then_overrides() {
+        assert_eq!(load_config(&args(&[])).unwrap(), Config::default());
+        let c = load_config(&args(&["--set", "tcp_delack_ms=10", "--set", "mtu=1400"])).unwrap();
+        assert_eq!((c.tcp_delack_ms, c.mtu), (10, 1400));
+        assert!(load_config(&args(&["--set", "no_such_knob=1"])).is_err());
+        let dir = std::env::temp_dir().join(format!("xdptcp-serve-{}.toml", std::process::id()));
+        std::fs::write(&dir, "tcp_delack_ms = 20\ntcp_sack = false\n").unwrap();
+        let c = load_config(&args(&["--config", dir.to_str().unwrap(), "--set", "tcp_delack_ms=30"])).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!((c.tcp_delack_ms, c.tcp_sack), (30, false));
+        assert!(load_config(&args(&["--config", "/nonexistent/xdptcp.toml"])).is_err());
+    }
 
     #[test]
     fn addresses_parse() {

@@ -17,6 +17,8 @@ use crate::xdp::ring::{Desc, XskRings};
 
 /// Frames moved per ring operation.
 pub const BATCH: usize = 64;
+/// Most `sendto` kicks per flush.
+const MAX_TX_KICKS: usize = 64;
 
 /// The stack's own place on the link.
 #[derive(Clone, Debug)]
@@ -91,8 +93,6 @@ pub struct Datapath<R: XskRings> {
     tx_outstanding: usize,
     /// The frame lent to the engine by `buffer()`, awaiting `commit`.
     lent: Option<u64>,
-    /// Set when `buffer()` had to refuse (ring or frames exhausted) during this round.
-    tx_blocked: bool,
     now: Instant,
     rx_descs: Vec<Desc>,
     comp_addrs: Vec<u64>,
@@ -126,7 +126,6 @@ impl<R: XskRings> Datapath<R> {
             tx_batch: Vec::with_capacity(4 * BATCH),
             tx_outstanding: 0,
             lent: None,
-            tx_blocked: false,
             now: Instant::ZERO,
             rx_descs: vec![Desc::default(); BATCH],
             comp_addrs: vec![0; 4 * BATCH],
@@ -489,23 +488,11 @@ impl<R: XskRings> Datapath<R> {
         self.neigh.next_deadline()
     }
 
-    /// Starts a transmit round: `buffer()` refuses once a batch is pending so the caller flushes between rounds.
-    pub fn begin_transmit(&mut self) {
-        self.tx_blocked = false;
-    }
-    /// Whether `buffer()` refused during this round (ring or frames exhausted, or a full batch).
-    pub fn transmit_blocked(&self) -> bool {
-        self.tx_blocked
-    }
-
     /// Moves the tx batch into the tx ring (as much as fits) and kicks the kernel if it asked to be.
     pub fn flush(&mut self) -> usize {
         let mut done = 0;
         if !self.tx_batch.is_empty() {
             let n = self.rings.tx_free().min(self.tx_batch.len());
-            if n < self.tx_batch.len() {
-                self.counters.inc(Counter::TxRingFull);
-            }
             if n > 0 {
                 done = self.rings.tx_produce(&self.tx_batch[..n]);
                 self.tx_batch.drain(..done);
@@ -513,27 +500,50 @@ impl<R: XskRings> Datapath<R> {
                 self.counters.add(Counter::TxFrames, done as u64);
             }
         }
-        // Copy mode transmits from inside sendto, a budget at a time: kick while anything is outstanding.
-        if self.tx_outstanding > 0 && self.rings.tx_needs_wakeup() {
+        // Copy mode transmits from inside sendto, a small budget (32 frames) per call: kick until the ring is
+        // drained or a kick makes no progress (the driver is busy; the next pass retries). Bounded.
+        for _ in 0..MAX_TX_KICKS {
+            if !self.rings.tx_needs_wakeup() {
+                break;
+            }
+            let pending = self.rings.tx_pending();
+            if pending == 0 {
+                break;
+            }
             let _ = self.rings.tx_wakeup();
+            if self.rings.tx_pending() >= pending {
+                break;
+            }
         }
         done
     }
 }
 
 impl<R: XskRings> PacketSink for Datapath<R> {
+    /// Lends the next free frame past its Ethernet header. Refuses (the engine keeps the work, and counts
+    /// TxNoBuffer) when the tx ring has no room left for it or every frame is in use.
     fn buffer(&mut self) -> Option<&mut [u8]> {
         let addr = match self.lent {
             Some(a) => a,
             None => {
                 if self.tx_batch.len() >= BATCH {
-                    self.tx_blocked = true;
-                    return None;
+                    self.flush();
                 }
-                let Some(a) = self.pool.take() else {
-                    self.counters.inc(Counter::TxNoBuffer);
-                    self.tx_blocked = true;
-                    return None;
+                if self.tx_batch.len() >= self.rings.tx_free() {
+                    // The ring is full even after the batch went in: wait for the kernel.
+                    self.flush();
+                    if self.tx_batch.len() >= self.rings.tx_free() {
+                        self.counters.inc(Counter::TxRingFull);
+                        return None;
+                    }
+                }
+                let a = match self.pool.take() {
+                    Some(a) => a,
+                    None => {
+                        // Completed transmissions may have come back since the pass started.
+                        self.reclaim();
+                        self.pool.take()?
+                    }
                 };
                 self.lent = Some(a);
                 a
@@ -659,7 +669,6 @@ mod tests {
     fn off_link_goes_via_gateway_after_arp() {
         let mut d = dp();
         d.set_now(Instant::from_secs(1));
-        d.begin_transmit();
         let pkt = ip_packet(OUR, CLIENT, IpProtocol::Tcp, &[0; 20]);
         engine_send(&mut d, &pkt);
         engine_send(&mut d, &pkt);
@@ -787,11 +796,26 @@ mod tests {
         let net = NetConfig { addr: OUR, prefix_len: 24, gateway: None, mac: OUR_MAC, mtu: 1500 };
         let mut d = Datapath::new(rings, net, 64, NeighConfig::default()).unwrap();
         d.refill();
-        d.begin_transmit();
         assert!(d.buffer().is_none(), "every frame is in the fill ring");
-        assert!(d.transmit_blocked());
+    }
+
+    #[test]
+    fn buffer_refuses_when_the_tx_ring_is_full_and_resumes_after_completions() {
+        let rings = FakeRings::new(64, 2048, 4);
+        let net = NetConfig { addr: OUR, prefix_len: 24, gateway: None, mac: OUR_MAC, mtu: 1500 };
+        let mut d = Datapath::new(rings, net, 4, NeighConfig::default()).unwrap();
+        d.refill();
+        let mut rel = Vec::new();
+        d.neigh.learn(Instant::ZERO, Ipv4Addr::new(198, 18, 0, 9), GW_MAC, true, &mut rel);
+        let pkt = ip_packet(OUR, Ipv4Addr::new(198, 18, 0, 9), IpProtocol::Tcp, &[0; 20]);
+        for _ in 0..4 {
+            engine_send(&mut d, &pkt);
+        }
+        assert!(d.buffer().is_none(), "four in the ring of four");
         let mut c = Counters::default();
         d.take_counters(&mut c);
-        assert_eq!(c.get(Counter::TxNoBuffer), 1);
+        assert_eq!(c.get(Counter::TxRingFull), 1);
+        assert_eq!(d.rings_mut().transmit().len(), 4);
+        assert!(d.buffer().is_some(), "room again once the kernel took them");
     }
 }

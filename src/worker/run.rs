@@ -15,7 +15,7 @@ use super::datapath::Datapath;
 use crate::app::App;
 use crate::tcp::{Counters, Engine, ListenerId};
 use crate::time::{Instant, MonotonicClock};
-use crate::xdp::ring::XskRings;
+use crate::xdp::ring::{KernelStats, XskRings};
 
 /// Empty loop iterations before the worker sleeps in `poll()`.
 const SPIN_ROUNDS: u32 = 64;
@@ -23,8 +23,8 @@ const SPIN_ROUNDS: u32 = 64;
 const MAX_SLEEP: Duration = Duration::from_millis(5);
 /// How often the shared counter snapshot is refreshed.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-/// Transmit rounds (of one batch each) per loop iteration; the rest waits for the next iteration.
-const TX_ROUNDS: usize = 8;
+/// Receive batches per loop iteration.
+const RX_BATCHES: usize = 4;
 
 /// One queue's worker: datapath, engine and app, owned by one thread.
 pub struct Worker<R: XskRings> {
@@ -54,7 +54,15 @@ impl<R: XskRings> Worker<R> {
         let Worker { dp, engine, app, .. } = self;
         dp.set_now(now);
         let mut work = dp.reclaim();
-        work += dp.receive(now, &mut |t, pkt| engine.handle_ipv4(t, pkt));
+        // Several rx batches per pass while they come full, so a burst is taken in before the kernel's rx ring
+        // overflows; bounded so transmission and timers still get their turn.
+        for _ in 0..RX_BATCHES {
+            let n = dp.receive(now, &mut |t, pkt| engine.handle_ipv4(t, pkt));
+            work += n;
+            if n < super::BATCH {
+                break;
+            }
+        }
         dp.refill();
         if engine.poll_timeout().is_some_and(|t| t <= now) {
             engine.handle_timeout(now);
@@ -70,22 +78,16 @@ impl<R: XskRings> Worker<R> {
         if dp.next_deadline().is_some_and(|t| t <= now) {
             dp.poll_neighbours(now);
         }
-        for _ in 0..TX_ROUNDS {
-            dp.begin_transmit();
-            engine.poll_transmit(now, dp);
-            let sent = dp.flush();
-            work += sent;
-            if !dp.transmit_blocked() || sent == 0 {
-                break;
-            }
-        }
+        // The sink flushes every full batch into the tx ring itself and refuses once the ring is full.
+        engine.poll_transmit(now, dp);
         work += dp.flush();
         dp.take_counters(engine.counters_mut());
         work
     }
 
-    /// Runs until `stop` is set, then drains for at most `drain` and returns the final counters.
-    pub fn run(mut self, stop: &AtomicBool, drain: Duration) -> Counters {
+    /// Runs until `stop` is set, then drains for at most `drain` and returns the final counters and the kernel's
+    /// view of the socket.
+    pub fn run(mut self, stop: &AtomicBool, drain: Duration) -> (Counters, Option<KernelStats>) {
         self.dp.announce();
         let mut idle = 0u32;
         let mut draining_until: Option<Instant> = None;
@@ -134,7 +136,7 @@ impl<R: XskRings> Worker<R> {
         }
         self.dp.take_counters(self.engine.counters_mut());
         self.publish();
-        self.engine.counters().clone()
+        (self.engine.counters().clone(), self.dp.rings().kernel_stats())
     }
 
     fn publish(&self) {

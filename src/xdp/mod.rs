@@ -9,4 +9,4 @@ pub mod ring;
 pub use iface::Interface;
 pub use loader::{SteerStats, XdpMode, XdpProgram};
 pub use pool::FramePool;
-pub use ring::{BusyPoll, Desc, RingConfig, XskRings, XskRsRings};
+pub use ring::{BusyPoll, Desc, KernelStats, RingConfig, XskRings, XskRsRings};

@@ -30,6 +30,8 @@ pub trait XskRings {
     fn fill_needs_wakeup(&self) -> bool;
     /// Free slots in the tx ring (exact).
     fn tx_free(&mut self) -> usize;
+    /// Descriptors in the tx ring the kernel has not taken yet.
+    fn tx_pending(&mut self) -> usize;
     /// Queues frames for transmission. All or nothing: size the batch by [`tx_free`](Self::tx_free).
     fn tx_produce(&mut self, descs: &[Desc]) -> usize;
     /// Whether the kernel asked to be kicked to transmit (need_wakeup).
@@ -50,6 +52,10 @@ pub trait XskRings {
     fn frame_capacity(&self) -> usize;
     /// Bytes per UMEM frame (a power of two; a frame's index is `addr / frame_size`).
     fn frame_size(&self) -> u64;
+    /// The kernel's drop counters for this socket (XDP_STATISTICS), if it reports them.
+    fn kernel_stats(&self) -> Option<KernelStats> {
+        None
+    }
 
     /// The `len` bytes at `addr`.
     ///
@@ -62,6 +68,20 @@ pub trait XskRings {
     /// # Safety
     /// As [`frame`](Self::frame): the worker must own the frame.
     unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8];
+}
+
+/// The kernel's view of an AF_XDP socket (`struct xdp_statistics`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelStats {
+    /// Dropped for other reasons (e.g. no fill-ring frame in copy mode).
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+    /// Dropped because the rx ring was full (the worker fell behind).
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub rx_fill_ring_empty: u64,
+    pub tx_ring_empty: u64,
 }
 
 /// Socket-level options applied after binding.
@@ -90,13 +110,15 @@ pub struct RingConfig {
 
 impl Default for RingConfig {
     fn default() -> Self {
+        // Frames for every ring at once plus slack for packets waiting on ARP: fill + rx + tx = 12288 of 16384
+        // (32 MiB), so transmission never starves because reception holds everything.
         RingConfig {
-            frame_count: 8192,
+            frame_count: 16384,
             frame_size: 2048,
             fill_size: 4096,
             comp_size: 4096,
-            rx_size: 2048,
-            tx_size: 2048,
+            rx_size: 4096,
+            tx_size: 4096,
             huge_pages: true,
         }
     }
@@ -285,6 +307,10 @@ impl XskRings for XskRsRings {
         self.tx.nb_free(self.tx_size) as usize
     }
 
+    fn tx_pending(&mut self) -> usize {
+        self.tx_size as usize - self.tx.nb_free_exact() as usize
+    }
+
     fn tx_produce(&mut self, descs: &[Desc]) -> usize {
         let mut done = 0;
         for chunk in descs.chunks(self.scratch.len()) {
@@ -367,6 +393,18 @@ impl XskRings for XskRsRings {
 
     fn frame_size(&self) -> u64 {
         self.frame_size
+    }
+
+    fn kernel_stats(&self) -> Option<KernelStats> {
+        let s = self.rx.fd().xdp_statistics().ok()?;
+        Some(KernelStats {
+            rx_dropped: s.rx_dropped(),
+            rx_invalid_descs: s.rx_invalid_descs(),
+            tx_invalid_descs: s.tx_invalid_descs(),
+            rx_ring_full: s.rx_ring_full(),
+            rx_fill_ring_empty: s.rx_fill_ring_empty_descs(),
+            tx_ring_empty: s.tx_ring_empty_descs(),
+        })
     }
 
     unsafe fn frame(&self, addr: u64, len: usize) -> &[u8] {
@@ -457,6 +495,9 @@ pub mod fake {
         }
         fn tx_free(&mut self) -> usize {
             self.tx_cap - self.tx.len()
+        }
+        fn tx_pending(&mut self) -> usize {
+            self.tx.len()
         }
         fn tx_produce(&mut self, descs: &[Desc]) -> usize {
             if descs.len() > self.tx_free() {
