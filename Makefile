@@ -8,8 +8,7 @@ build:
 
 # Every test: unit, property, simulator and (as root) the AF_XDP veth-lab tests.
 test:
-	bash deploy/install-deps.sh
-	$(CARGO) test --release -- --test-threads=2
+	bash tests/run-all.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

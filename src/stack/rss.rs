@@ -134,6 +134,7 @@ impl RssSteering {
         self.indirection[h as usize % self.indirection.len()]
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// A source port for an active open from `local` to `remote:rport` whose replies (remote -> local) arrive on
     /// `queue`. Walks `range` from `start`, skipping ports `in_use` rejects; None if no port in the range fits.
     pub fn pick_source_port(
@@ -217,7 +218,8 @@ mod tests {
 
     /// Microsoft's "Verifying the RSS Hash Calculation" vectors: (destination, dport, source, sport, IPv4 only,
     /// IPv4 with TCP).
-    const VECTORS: [([u8; 4], u16, [u8; 4], u16, u32, u32); 5] = [
+    type Vector = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+    const VECTORS: [Vector; 5] = [
         ([161, 142, 100, 80], 1766, [66, 9, 149, 187], 2794, 0x323e8fc2, 0x51ccc178),
         ([65, 69, 140, 83], 4739, [199, 92, 111, 2], 14230, 0xd718262a, 0xc626b0ea),
         ([12, 22, 207, 184], 38024, [24, 19, 198, 95], 12898, 0xd2d0a5de, 0x5c2b394a),

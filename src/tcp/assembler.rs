@@ -58,6 +58,29 @@ impl Assembler {
         self.ranges.iter().any(|r| r.start.le(seq) && seq.lt(r.end))
     }
 
+    /// The first range that ends after `seq` (the one holding `seq`, or the next one above it), as `(start, end)`.
+    /// `base` is the left edge every range lies beyond (RCV.NXT, or SND.UNA for a sender's SACK scoreboard).
+    pub fn range_from(&self, base: SeqNum, seq: SeqNum) -> Option<(SeqNum, SeqNum)> {
+        let at = seq - base;
+        self.ranges.iter().find(|r| r.end.gt(base) && r.end - base > at).map(|r| (r.start, r.end))
+    }
+
+    /// The first gap `[start, end)` at or after `from` that lies below the highest range: for a sender scoreboard,
+    /// the next presumably lost segment range (RFC 6675's holes).
+    pub fn next_hole(&self, base: SeqNum, from: SeqNum) -> Option<(SeqNum, SeqNum)> {
+        let mut cursor = from.max(base);
+        for r in &self.ranges {
+            if r.end.le(cursor) {
+                continue;
+            }
+            if r.start.gt(cursor) {
+                return Some((cursor, r.start));
+            }
+            cursor = r.end;
+        }
+        None
+    }
+
     /// Out-of-order bytes held.
     pub fn bytes_buffered(&self) -> u32 {
         self.ranges.iter().map(|r| r.end - r.start).sum()

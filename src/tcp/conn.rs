@@ -108,6 +108,13 @@ pub(crate) struct Conn {
     pub dupacks: u8,
     /// Retransmit the segment at `snd_una` on the next output (fast retransmit, partial ACK).
     pub retransmit_head: bool,
+    /// The sender's SACK scoreboard: ranges above SND.UNA the peer reported holding (RFC 2018, RFC 6675).
+    pub scoreboard: Assembler,
+    /// RFC 3042 limited transmit: new segments allowed beyond cwnd by the first two duplicate ACKs.
+    pub limited_transmit: u8,
+    /// Duplicate ACKs owed: one per out-of-order or duplicate segment (RFC 5681 §4.2), even when a receive batch
+    /// brought several at once, so the sender's three-duplicate rule still sees them.
+    pub dup_acks_owed: u8,
     /// The persist timer found a small (non-zero) window with data held back by SWS avoidance: send what fits
     /// (RFC 9293 §3.8.6.2.1's override timeout).
     pub sws_override: bool,
@@ -136,6 +143,8 @@ pub(crate) struct Conn {
     pub quickack: u8,
     /// Send a window update: the window grew enough to be worth telling the peer.
     pub window_update: bool,
+    /// The last window we advertised was zero (for the TCP*ZeroWindowAdv counters).
+    pub zero_window_advertised: bool,
 
     pub nodelay: bool,
     pub keepalive: bool,
@@ -182,7 +191,8 @@ impl Conn {
 
     /// What we may still send: the smaller of congestion and peer windows, past what is in flight.
     pub fn send_window(&self) -> u32 {
-        self.cc.cwnd().min(self.snd_wnd)
+        let cwnd = self.cc.cwnd().saturating_add(self.limited_transmit as u32 * self.smss as u32);
+        cwnd.min(self.snd_wnd)
     }
 
     pub fn is_synchronized(&self) -> bool {

@@ -681,6 +681,11 @@ impl Engine {
         (self.table.len(), self.timewait.len())
     }
 
+    /// SND.UNA, SND.MAX (the highest sequence number sent) and RCV.NXT, for tests and diagnostics.
+    pub fn sequence_numbers(&self, conn: ConnId) -> Option<(SeqNum, SeqNum, SeqNum)> {
+        self.conn_checked(conn).map(|c| (c.snd_una, c.snd_max, c.rcv_nxt))
+    }
+
     /// Readable bytes queued on a connection.
     pub fn recv_queue_len(&self, conn: ConnId) -> usize {
         self.conn_checked(conn).map_or(0, |c| c.recvbuf.len())
@@ -796,6 +801,9 @@ impl Engine {
             recover: iss,
             dupacks: 0,
             retransmit_head: false,
+            limited_transmit: 0,
+            scoreboard: Assembler::new(),
+            dup_acks_owed: 0,
             sws_override: false,
             sendbuf: SendBuffer::new(cfg.tcp_wmem[1] as usize),
             recvbuf: RecvBuffer::new(cfg.tcp_rmem[1] as usize),
@@ -813,6 +821,7 @@ impl Engine {
             unacked_bytes: 0,
             quickack: 0,
             window_update: false,
+            zero_window_advertised: false,
             nodelay: false,
             keepalive: false,
             app_owned: false,

@@ -13,6 +13,10 @@ use crate::wire::{IpProtocol, Ipv4Repr, SeqNum, TcpFlags, TcpRepr, WireError};
 
 /// PAWS does not apply to a TS.Recent older than this (RFC 7323 §5.5: 24 days).
 const PAWS_IDLE_LIMIT: Duration = Duration::from_secs(24 * 24 * 3600);
+/// Duplicate ACKs sent for one receive batch at most (more out-of-order segments in one batch add nothing).
+const MAX_DUP_ACKS_OWED: u8 = 8;
+/// SACKed ranges a sender remembers per connection.
+const MAX_SCOREBOARD_RANGES: usize = 64;
 /// Fast Open cookies remembered per engine (one per server address).
 const MAX_TFO_CACHE: usize = 4096;
 
@@ -179,8 +183,18 @@ impl Engine {
         // RFC 7323 §5.3 PAWS: an old timestamp marks an old duplicate.
         if c.ts_enabled && !flags.rst() {
             if let Some((tsval, _)) = seg.options.timestamps {
-                let older = (tsval.wrapping_sub(c.ts_recent) as i32) < 0;
-                if older && now.saturating_since(c.ts_recent_at) < PAWS_IDLE_LIMIT {
+                let behind = c.ts_recent.wrapping_sub(tsval) as i32;
+                // Linux's tcp_disordered_ack: a pure duplicate ACK that lost a race with newer segments is not an
+                // old duplicate; dropping it would starve fast retransmit on reordering paths.
+                let disordered_ack = seg.payload.is_empty()
+                    && !flags.syn()
+                    && !flags.fin()
+                    && flags.ack()
+                    && seg.seq == c.rcv_nxt
+                    && seg.ack == c.snd_una
+                    && (seg.window as u32) << c.snd_wscale == c.snd_wnd
+                    && (behind as i64) <= c.rtt.rto().as_millis() as i64;
+                if behind > 0 && !disordered_ack && now.saturating_since(c.ts_recent_at) < PAWS_IDLE_LIMIT {
                     self.counters.inc(Counter::PAWSEstab);
                     c.ack_now = true;
                     self.mark_dirty(index);
@@ -301,6 +315,20 @@ impl Engine {
         }
         let window = (seg.window as u32) << c.snd_wscale;
         let mut wake_output = false;
+        if c.sack_ok && seg.options.sack_count > 0 {
+            // RFC 2018: remember what the peer holds above SND.UNA; D-SACK and stale blocks (at or below the
+            // cumulative ACK, or beyond anything sent) are ignored.
+            let una = if ack.gt(c.snd_una) { ack } else { c.snd_una };
+            // Ranges are kept relative to SND.UNA: drop what this ACK covers before adding new blocks.
+            if una.gt(c.snd_una) && !c.scoreboard.is_empty() {
+                c.scoreboard.advance(una);
+            }
+            for b in seg.options.sack_blocks() {
+                if b.left.gt(una) && b.left.lt(b.right) && b.right.le(c.snd_max) {
+                    let _ = c.scoreboard.insert(una, b.left, b.right, MAX_SCOREBOARD_RANGES);
+                }
+            }
+        }
         if ack.gt(c.snd_una) {
             self.on_new_ack(now, index, ack);
             wake_output = true;
@@ -373,6 +401,9 @@ impl Engine {
         }
         let flight_before = c.snd_max - c.snd_una;
         c.snd_una = ack;
+        if !c.scoreboard.is_empty() {
+            c.scoreboard.advance(ack);
+        }
         if c.snd_nxt.lt(ack) {
             c.snd_nxt = ack;
         }
@@ -387,6 +418,7 @@ impl Engine {
             }
         }
         c.retransmits = 0;
+        c.limited_transmit = 0;
         c.rtt.reset_backoff();
         if c.in_recovery {
             if ack.ge(c.recover) {
@@ -429,14 +461,21 @@ impl Engine {
         let c = conn!(self, index);
         c.dupacks = c.dupacks.saturating_add(1);
         if c.in_recovery {
-            // RFC 6582 §3.2 step 4: each further duplicate inflates the window by one segment.
+            // RFC 6582 §3.2 step 4: each further duplicate inflates the window by one segment; with SACK it also
+            // releases the retransmission of the next hole.
             c.cc.on_dup_ack_in_recovery();
+            return true;
+        }
+        if c.dupacks < 3 {
+            // RFC 3042: each of the first two duplicates lets one new segment out, keeping the ACK clock going.
+            c.limited_transmit = c.dupacks;
             return true;
         }
         // RFC 6582 §3.2 step 2: the third duplicate starts recovery unless it belongs to an earlier episode.
         if c.dupacks == 3 && (c.snd_una - 1u32).ge(c.recover) {
             let flight = c.snd_max - c.snd_una;
             c.in_recovery = true;
+            c.limited_transmit = 0;
             c.recover = c.snd_max;
             c.cc.on_enter_recovery(now, flight);
             c.retransmit_head = true;
@@ -469,6 +508,7 @@ impl Engine {
             let skip = (c.rcv_nxt - seq) as usize;
             if skip >= data.len() {
                 c.ack_now = true;
+                c.dup_acks_owed = c.dup_acks_owed.saturating_add(1).min(MAX_DUP_ACKS_OWED);
                 self.mark_dirty(index);
                 return true;
             }
@@ -529,7 +569,9 @@ impl Engine {
                     Err(_) => self.counters.inc(Counter::TCPOFODrop),
                 }
             }
-            self.conn_mut(index).ack_now = true;
+            let c = conn!(self, index);
+            c.ack_now = true;
+            c.dup_acks_owed = c.dup_acks_owed.saturating_add(1).min(MAX_DUP_ACKS_OWED);
         }
         self.mark_dirty(index);
         true

@@ -66,13 +66,25 @@ impl Engine {
             _ => {}
         }
         if c.retransmit_head {
-            self.conn_mut(index).retransmit_head = false;
-            let una = self.conn_ref(index).snd_una;
-            self.send_data_at(now, index, una, sink, true)?;
+            let c = conn!(self, index);
+            c.retransmit_head = false;
+            let una = c.snd_una;
+            let limit = self.hole_limit(index, una);
+            // With SACK, retransmit only the hole at SND.UNA, not data the peer reported holding.
+            self.send_data_at(now, index, una, sink, true, limit)?;
         }
         loop {
             let c = self.conn_ref(index);
             let seq = c.snd_nxt;
+            // After an RTO rewound SND.NXT, do not resend what the peer reported holding.
+            if seq.lt(c.snd_max) && !c.scoreboard.is_empty() {
+                if let Some((start, end)) = c.scoreboard.range_from(c.snd_una, seq) {
+                    if start.le(seq) && end.gt(seq) {
+                        conn!(self, index).snd_nxt = end.min(c.snd_max);
+                        continue;
+                    }
+                }
+            }
             let data_end = c.data_end();
             let unsent = if seq.lt(data_end) { data_end - seq } else { 0 };
             let fin_due = c.fin_queued && seq.le(data_end);
@@ -110,7 +122,15 @@ impl Engine {
                 }
             }
             self.conn_mut(index).sws_override = false;
-            self.send_data_at(now, index, seq, sink, false)?;
+            let limit = self.hole_limit(index, seq);
+            self.send_data_at(now, index, seq, sink, false, limit)?;
+        }
+        // One duplicate ACK per out-of-order segment received (RFC 5681 §4.2); otherwise one ACK if one is due
+        // and no data segment carried it.
+        while self.conn_ref(index).dup_acks_owed > 0 {
+            self.send_ack(now, index, sink)?;
+            let c = conn!(self, index);
+            c.dup_acks_owed -= 1;
         }
         let c = self.conn_ref(index);
         if c.ack_now || c.window_update {
@@ -128,6 +148,7 @@ impl Engine {
         seq: SeqNum,
         sink: &mut dyn PacketSink,
         head_retransmit: bool,
+        limit: u32,
     ) -> Result<(), NoBuffer> {
         let mtu = self.config.mtu;
         let c = self.conn_ref(index);
@@ -139,7 +160,8 @@ impl Engine {
             let wnd_end = c.snd_una + c.send_window();
             let room = if wnd_end.gt(seq) { wnd_end - seq } else { 0 };
             unsent.min(room).min(effective_mss(c, mtu))
-        };
+        }
+        .min(limit);
         let fin = c.fin_queued && seq.le(data_end) && seq + len == data_end;
         if len == 0 && !fin {
             return Ok(());
@@ -195,6 +217,18 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// How far a segment starting at `seq` may reach before running into data the peer already holds (SACKed).
+    fn hole_limit(&self, index: u32, seq: SeqNum) -> u32 {
+        let c = self.conn_ref(index);
+        if seq.ge(c.snd_max) || c.scoreboard.is_empty() {
+            return u32::MAX;
+        }
+        match c.scoreboard.range_from(c.snd_una, seq) {
+            Some((start, _)) if start.gt(seq) => start - seq,
+            _ => u32::MAX,
+        }
     }
 
     /// SYN (active open) or SYN-ACK (passive or simultaneous open), with our options.
@@ -328,11 +362,12 @@ impl Engine {
 
         let c = conn!(self, index);
         if flags & TcpFlags::ACK != 0 {
-            let was_zero = c.rcv_adv == c.rcv_nxt;
+            let was_zero = c.zero_window_advertised;
             c.rcv_adv = c.rcv_nxt + window.bytes;
+            c.zero_window_advertised = window.bytes == 0;
             if window.bytes == 0 && !was_zero {
                 self.counters.inc(Counter::TCPToZeroWindowAdv);
-            } else if window.bytes > 0 && was_zero && c.is_synchronized() {
+            } else if window.bytes > 0 && was_zero {
                 self.counters.inc(Counter::TCPFromZeroWindowAdv);
             }
             let c = conn!(self, index);
@@ -366,11 +401,11 @@ fn advertised_window(c: &Conn, syn: bool) -> Window {
     let current = if c.rcv_adv.gt(c.rcv_nxt) { c.rcv_adv - c.rcv_nxt } else { 0 };
     let threshold = (c.recvbuf.capacity() as u32 / 2).min(c.smss as u32);
     if bytes < current || bytes < threshold {
-        bytes = bytes.max(current);
+        // Keep the edge already promised (never shrink the window), rounded down to what the scaled field can say:
+        // RFC 7323 §2.4 lets the edge recede by less than 2^S for that. Never promise more than the buffer holds.
+        bytes = bytes.max(current >> scale << scale);
     }
-    // Round up when the kept edge is not a multiple of the scale, so the field never understates it.
-    let field = (bytes.div_ceil(1 << scale)).min(65535);
-    Window { field: field as u16, bytes }
+    Window { field: (bytes >> scale).min(65535) as u16, bytes }
 }
 
 /// Largest payload for a data segment: the sender MSS, minus SACK option bytes when they ride along.

@@ -289,7 +289,7 @@ fn check_poll(
             Ok(true)
         }
         None => {
-            prop_assert!(min_due.map_or(true, |d| d > now_tick), "late: due {:?} now {}", min_due, now_tick);
+            prop_assert!(min_due.is_none_or(|d| d > now_tick), "late: due {:?} now {}", min_due, now_tick);
             model.time = model.time.max(now_tick);
             Ok(false)
         }

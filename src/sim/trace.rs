@@ -1,0 +1,107 @@
+//! The time-sequence ladder: every segment on the wire (flags, seq, ack, win, len, options, and what the link did
+//! to it) and every state transition, in the two-column form TCP textbooks draw.
+
+use std::fmt::Write as _;
+
+use super::link::Fate;
+use crate::tcp::Transition;
+use crate::time::Instant;
+use crate::wire::{Ipv4Repr, TcpRepr};
+
+#[derive(Clone, Debug)]
+pub enum TraceEntry {
+    /// A packet put on a link (or injected) at `at`, with its fate.
+    Packet { at: Instant, from: usize, to: usize, summary: String, fate: Fate },
+    /// A state transition of host `host`.
+    State { host: usize, transition: Transition },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    pub entries: Vec<TraceEntry>,
+    /// Host names, for the column headers.
+    pub names: Vec<String>,
+}
+
+/// `S. 1000:1448(448) ack 5 win 512 <mss 1460,sackOK,TS 1:2,ws 7>` — tcpdump-like, relative to nothing (raw numbers).
+pub fn summarize(packet: &[u8]) -> String {
+    let Ok((ip, payload)) = Ipv4Repr::parse(packet, false) else {
+        return format!("<{} bytes, not IPv4>", packet.len());
+    };
+    let Ok(t) = TcpRepr::parse(payload, ip.src, ip.dst, false) else { return "<malformed TCP>".to_string() };
+    let mut s = format!("{:?} seq {}", t.flags, t.seq.0);
+    if !t.payload.is_empty() {
+        let _ = write!(s, ":{}({})", t.seq.0.wrapping_add(t.payload.len() as u32), t.payload.len());
+    }
+    if t.flags.ack() {
+        let _ = write!(s, " ack {}", t.ack.0);
+    }
+    let _ = write!(s, " win {}", t.window);
+    let o = &t.options;
+    let mut opts = Vec::new();
+    if let Some(m) = o.mss {
+        opts.push(format!("mss {m}"));
+    }
+    if o.sack_permitted {
+        opts.push("sackOK".to_string());
+    }
+    if let Some((v, e)) = o.timestamps {
+        opts.push(format!("TS {v}:{e}"));
+    }
+    if let Some(w) = o.window_scale {
+        opts.push(format!("ws {w}"));
+    }
+    if o.sack_count > 0 {
+        let blocks: Vec<String> = o.sack_blocks().iter().map(|b| format!("{}-{}", b.left.0, b.right.0)).collect();
+        opts.push(format!("sack {}", blocks.join(" ")));
+    }
+    if let Some(c) = o.tfo_cookie {
+        opts.push(format!("tfo {}", c.len));
+    }
+    if !opts.is_empty() {
+        let _ = write!(s, " <{}>", opts.join(","));
+    }
+    s
+}
+
+impl Trace {
+    pub fn packet(&mut self, at: Instant, from: usize, to: usize, packet: &[u8], fate: Fate) {
+        self.entries.push(TraceEntry::Packet { at, from, to, summary: summarize(packet), fate });
+    }
+
+    /// Arrivals are implied by the send entries (delivery time is not printed), so nothing is recorded.
+    pub fn arrival(&mut self, _at: Instant, _from: usize, _to: usize, _packet: &[u8]) {}
+
+    pub fn transition(&mut self, host: usize, transition: Transition) {
+        self.entries.push(TraceEntry::State { host, transition });
+    }
+
+    /// The ladder: host 0 on the left, host 1 on the right.
+    pub fn ladder(&self) -> String {
+        let name = |i: usize| self.names.get(i).cloned().unwrap_or_else(|| format!("host{i}"));
+        let mut out = String::new();
+        let _ = writeln!(out, "{:>12}  {:<14}{:^72}{:>14}", "time (s)", name(0), "", name(1));
+        for e in &self.entries {
+            match e {
+                TraceEntry::Packet { at, from, summary, fate, .. } => {
+                    let mark = if fate.mark().is_empty() { String::new() } else { format!(" [{}]", fate.mark()) };
+                    let body = format!("{summary}{mark}");
+                    let arrow = if *from == 0 {
+                        format!("--{body}-->")
+                    } else if *from == usize::MAX {
+                        format!("~~{body}~~>")
+                    } else {
+                        format!("<--{body}--")
+                    };
+                    let _ = writeln!(out, "{:>12}  {:<14}{:^72}{:>14}", at.to_string(), "", arrow, "");
+                }
+                TraceEntry::State { host, transition } => {
+                    let text = format!("{} -> {}", transition.from.ss_name(), transition.to.ss_name());
+                    let (l, r) = if *host == 0 { (text, String::new()) } else { (String::new(), text) };
+                    let _ = writeln!(out, "{:>12}  {:<26}{:^48}{:>26}", transition.at.to_string(), l, "", r);
+                }
+            }
+        }
+        out
+    }
+}
