@@ -159,7 +159,6 @@ pub fn run(
             dp.poll_neighbours(now);
         }
         let due = if rate > 0.0 { (elapsed.as_secs_f64() * rate) as u64 } else { u64::MAX };
-        dp.begin_transmit();
         let mut batch = 0;
         while report.sent < due && batch < crate::worker::BATCH {
             let src = SocketAddrV4::new(pool[rng.gen_range(0..pool.len())], rng.gen_range(1024..=65535));
