@@ -374,7 +374,7 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
     let server1 = sys::usage_of(&a.server_pids);
     let busy1 = sys::system_busy_seconds();
     stop.store(true, Ordering::Relaxed);
-    let (stats_list, client_time_wait, client_counters) = runner.wait(&progress)?;
+    let Finished { stats: stats_list, client_time_wait, client_counters } = runner.wait(&progress)?;
     let stats = merge_all(&stats_list);
 
     let server = (!a.server_pids.is_empty()).then(|| ServerUsage {
@@ -484,15 +484,23 @@ const CLIENT_TROUBLE: &[Counter] = &[
     Counter::InCsumErrors,
 ];
 
+/// What the workers left when they ended.
+struct Finished {
+    stats: Vec<WorkerStats>,
+    /// The client's TIME_WAIT connections.
+    client_time_wait: Option<u64>,
+    /// xdptcp: the client stack's trouble counters.
+    client_counters: Vec<(String, u64)>,
+}
+
 enum Runner {
     Xdp(Box<XdpClient>),
     Kernel(Vec<std::thread::JoinHandle<std::io::Result<WorkerStats>>>),
 }
 
 impl Runner {
-    /// Waits for the workers; returns their results, the client's TIME_WAIT count and (xdptcp) its trouble
-    /// counters.
-    fn wait(self, progress: &[Arc<Progress>]) -> anyhow::Result<(Vec<WorkerStats>, Option<u64>, Vec<(String, u64)>)> {
+    /// Waits for the workers.
+    fn wait(self, progress: &[Arc<Progress>]) -> anyhow::Result<Finished> {
         match self {
             Runner::Xdp(c) => {
                 let (stats, counters) = c.wait()?;
@@ -502,7 +510,7 @@ impl Runner {
                     .map(|&c| (c.name().to_string(), counters.get(c)))
                     .filter(|(_, v)| *v > 0)
                     .collect();
-                Ok((stats, Some(tw), trouble))
+                Ok(Finished { stats, client_time_wait: Some(tw), client_counters: trouble })
             }
             Runner::Kernel(handles) => {
                 let mut out = Vec::new();
@@ -512,7 +520,7 @@ impl Runner {
                         Err(_) => bail!("a kernel client worker panicked"),
                     }
                 }
-                Ok((out, sys::kernel_time_wait(), Vec::new()))
+                Ok(Finished { stats: out, client_time_wait: sys::kernel_time_wait(), client_counters: Vec::new() })
             }
         }
     }
