@@ -10,6 +10,7 @@
 //! - [`app`]: applications (echo, discard, http) and [`cli`]: the `xdptcp` command.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod control;
 pub mod sim;

@@ -20,6 +20,8 @@ pub trait App: Send {
     fn shutdown(&mut self, engine: &mut Engine, now: Instant);
     /// Connections whose handles the app still holds.
     fn connections(&self) -> usize;
+    /// Called once per worker loop iteration, after events: lets a client app open connections and pace requests.
+    fn on_tick(&mut self, _engine: &mut Engine, _now: Instant) {}
 }
 
 /// Which app to run, with its options.

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod capture;
 pub mod demo;
 pub mod lab;
@@ -25,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Generate load (rps, cps, stream, hold, synflood) on xdptcp over AF_XDP or on kernel sockets; `bench server`
+    /// is the kernel-socket epoll server of the comparison.
+    Bench(bench::Args),
     /// Bring up the veth lab, serve HTTP on xdptcp in it, drive it from the kernel side, report, tear down.
     Demo(demo::Args),
     /// Serve an application (echo, discard, http) on an interface over AF_XDP.
@@ -49,6 +53,7 @@ pub fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
+        Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Lab(a) => lab::run(a),

@@ -73,6 +73,7 @@ impl<R: XskRings> Worker<R> {
             app.on_event(engine, now, ev);
             work += 1;
         }
+        app.on_tick(engine, now);
         dp.absorb_neighbours(now);
         if dp.next_deadline().is_some_and(|t| t <= now) {
             dp.poll_neighbours(now);

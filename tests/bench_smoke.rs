@@ -1,0 +1,185 @@
+//! `xdptcp bench` in the veth lab: a short run of every mode (rps, cps, stream, hold) from the AF_XDP client and
+//! from the kernel-socket client, against `xdptcp serve --app echo` and against the kernel server of
+//! `xdptcp bench server`; every run must complete work with zero errors. Then a short SYN flood must reach the
+//! server, and a flood outside a lab must be refused. Needs root (namespaces, XDP); skipped with a message
+//! otherwise. The lab is uniquely named and always removed.
+
+mod lab;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lab::{is_root, serial, serve, unique_name, xdptcp_bin};
+use xdptcp::cli::lab::{Lab, LabGuard, ROUTER_CLIENT_SIDE, SERVER_ADDR, SERVER_KERNEL_ADDR};
+
+/// The AF_XDP client's address in the client namespace (the kernel there has .2).
+const CLIENT_XDP_ADDR: &str = "198.18.1.3/24";
+
+/// `xdptcp bench server` in the server namespace; SIGTERM and reaped on drop.
+struct KernelServer(Child);
+
+impl KernelServer {
+    fn start(lab: &Lab, listen: &str) -> KernelServer {
+        let mut child = Lab::command_in(&lab.server_ns(), xdptcp_bin().to_str().unwrap())
+            .args(["bench", "server", "--app", "echo", "--listen", listen])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the kernel server");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.ends_with("ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let ready = rx.recv_timeout(Duration::from_secs(10));
+        let server = KernelServer(child);
+        assert!(ready.is_ok(), "kernel server did not become ready");
+        server
+    }
+}
+
+impl Drop for KernelServer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The first integer value of `"key": N` in JSON text.
+fn json_u64(text: &str, key: &str) -> Option<u64> {
+    let pat = format!("\"{key}\": ");
+    let rest = &text[text.find(&pat)? + pat.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Runs `xdptcp bench` in the client namespace with `--json` and returns (exit success, JSON text, stdout+stderr).
+fn bench(lab: &Lab, args: &[&str]) -> (bool, String, String) {
+    let json = std::env::temp_dir().join(format!("{}-{}.json", lab.name(), args.join("_").replace(['/', ':'], "-")));
+    let out = Command::new("timeout")
+        .args(["60", "ip", "netns", "exec", &lab.client_ns()])
+        .arg(xdptcp_bin())
+        .arg("bench")
+        .args(args)
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .expect("running xdptcp bench");
+    let text = std::fs::read_to_string(&json).unwrap_or_default();
+    let _ = std::fs::remove_file(&json);
+    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text, log)
+}
+
+/// Every mode from both clients against one server; asserts work done and no errors.
+fn every_mode(lab: &Lab, target: &str) {
+    let gw = ROUTER_CLIENT_SIDE.to_string();
+    let xdp_client = ["--iface", "xc0", "--addr", CLIENT_XDP_ADDR, "--gateway", gw.as_str()];
+    for client in [&xdp_client[..], &["--kernel"][..]] {
+        for (mode, extra) in [
+            ("rps", &["--connections", "8", "--request-size", "200"][..]),
+            ("cps", &["--connections", "4"][..]),
+            ("stream", &["--connections", "2", "--request-size", "16384"][..]),
+            ("hold", &["--connections", "200"][..]),
+        ] {
+            let mut args = vec!["--target", target, "--mode", mode, "--duration", "1"];
+            args.extend_from_slice(client);
+            args.extend_from_slice(extra);
+            let (ok, json, log) = bench(lab, &args);
+            let what = format!("{mode} {} -> {target}", client[0]);
+            assert!(ok, "{what}: bench failed\n{log}");
+            assert_eq!(json_u64(&json, "data_errors"), Some(0), "{what}\n{log}");
+            assert_eq!(json_u64(&json, "total"), Some(0), "{what}: errors\n{log}");
+            match mode {
+                "rps" | "cps" => assert!(json_u64(&json, "requests").unwrap_or(0) > 0, "{what}\n{log}"),
+                "stream" => assert!(json_u64(&json, "bytes_sent").unwrap_or(0) > 0, "{what}\n{log}"),
+                _ => {
+                    // The memory block counts the connections held when memory was sampled.
+                    let held = json.split("\"memory\"").nth(1).and_then(|m| json_u64(m, "connections"));
+                    assert_eq!(held, Some(200), "{what}\n{log}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_mode_against_xdptcp_and_the_kernel_then_a_syn_flood() {
+    if !is_root() {
+        eprintln!("skipped: needs root for namespaces and XDP");
+        return;
+    }
+    let _serial = serial();
+    let lab = LabGuard::up(&unique_name("bench"), None, xdptcp_bin()).expect("lab up");
+    let mut xdp_server = serve(&lab, &["--app", "echo", "--listen", "7"]);
+    {
+        let _kernel_server = KernelServer::start(&lab, &format!("{SERVER_KERNEL_ADDR}:7"));
+        every_mode(&lab, &format!("{SERVER_ADDR}:7"));
+        every_mode(&lab, &format!("{SERVER_KERNEL_ADDR}:7"));
+    }
+
+    xdp_server.stop().expect("orderly stop");
+
+    // 3000 spoofed SYNs in one second must all reach a fresh server's XDP program as TCP for its address.
+    let mut xdp_server = serve(&lab, &["--app", "echo", "--listen", "7"]);
+    let gw = ROUTER_CLIENT_SIDE.to_string();
+    let target = format!("{SERVER_ADDR}:7");
+    let (ok, json, log) = bench(
+        &lab,
+        &[
+            "--mode",
+            "synflood",
+            "--target",
+            &target,
+            "--rate",
+            "3000",
+            "--duration",
+            "1",
+            "--iface",
+            "xc0",
+            "--addr",
+            CLIENT_XDP_ADDR,
+            "--gateway",
+            &gw,
+        ],
+    );
+    assert!(ok, "synflood: {log}");
+    let sent = json_u64(&json, "sent").unwrap_or(0);
+    assert!((2500..=3100).contains(&sent), "sent {sent} SYNs at 3000/s for 1 s\n{log}");
+    let out = xdp_server.stop_output().expect("orderly stop");
+    let steered: u64 = out
+        .lines()
+        .find(|l| l.starts_with("XdpSteer:"))
+        .and_then(|l| l.split(" tcp ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(steered >= sent, "the server's XDP program saw {steered} TCP frames, fewer than {sent} SYNs\n{out}");
+}
+
+#[test]
+fn synflood_outside_a_lab_is_refused() {
+    // No privileges needed: the gate runs before anything touches the network.
+    let out = Command::new(xdptcp_bin())
+        .args(["bench", "--mode", "synflood", "--target", "198.18.0.1:80", "--iface", "lo", "--addr", "198.18.9.9"])
+        .args(["--duration", "1", "--quiet"])
+        .output()
+        .expect("running xdptcp bench");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("refusing to flood"), "{err}");
+}
