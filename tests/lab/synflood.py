@@ -252,12 +252,16 @@ def client(a):
     threads = [threading.Thread(target=lane, args=(i,), daemon=True) for i in range(a.lanes)]
     for t in threads:
         t.start()
+    # One deadline for everything, so a report always comes even on a starved machine: a connection still running
+    # by then (its own timeouts have long passed) counts as a failure.
+    deadline = end + a.connect_timeout + a.io_timeout + 2.0
     for t in threads:
-        t.join(a.duration + a.connect_timeout + a.io_timeout + 5)
+        t.join(max(0.0, deadline - time.monotonic()))
     elapsed = time.monotonic() - start
 
     with lock:
         res = list(results)
+    res += [(False, None, None, "unfinished at deadline")] * sum(1 for t in threads if t.is_alive())
     ok = [r for r in res if r[0]]
     errors = {}
     for r in res:
@@ -279,6 +283,7 @@ def client(a):
         "elapsed": round(elapsed, 3),
     }
     print(json.dumps(out), flush=True)
+    os._exit(0)  # do not wait for lanes stuck past the deadline (daemon threads in blocking calls)
 
 
 # -------------------------------------------------------------------------------------------------------- server
