@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(short = 's', long, value_name = "BYTES", default_value_t = DEFAULT_SNAPLEN)]
     pub snaplen: u32,
     /// The filter, tcpdump style, after the options.
-    #[arg(value_name = "EXPRESSION", trailing_var_arg = true)]
+    #[arg(value_name = "EXPRESSION")]
     pub expression: Vec<String>,
 }
 

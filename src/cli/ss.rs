@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long = "state", value_name = "STATE")]
     pub states: Vec<String>,
     /// ss filter, e.g. `dport = :80`, `src 198.18.0.1`, `( sport = :80 or sport = :443 )`.
-    #[arg(value_name = "FILTER", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "FILTER")]
     pub filter: Vec<String>,
 }
 

@@ -17,7 +17,7 @@ const MAX_RESPONSE_LINE: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {}: {source} (is xdptcp running, and are you root?)", path.display())]
+    #[error("cannot connect to {} (is xdptcp running, and are you root?)", path.display())]
     Connect { path: PathBuf, source: io::Error },
     #[error("control socket: {0}")]
     Io(#[from] io::Error),
