@@ -556,9 +556,8 @@ impl Engine {
             State::SynSent if c.snd_nxt == c.iss => {
                 // Nothing sent yet: RFC 9293 §3.10.4 says delete the TCB.
                 c.error = Some(Error::NotConnected);
-                let tuple = c.tuple;
+                // finish() records SYN-SENT -> CLOSED.
                 self.finish(now, conn.index, CloseReason::Aborted, false);
-                self.log_transition(now, tuple, State::SynSent, State::Closed);
                 Ok(())
             }
             State::SynSent | State::SynReceived | State::Established | State::CloseWait => {
@@ -586,8 +585,6 @@ impl Engine {
         }
         match c.state {
             State::SynSent => {
-                let tuple = c.tuple;
-                self.log_transition(now, tuple, State::SynSent, State::Closed);
                 self.finish(now, conn.index, CloseReason::Aborted, false);
                 self.release_slot(conn.index);
             }

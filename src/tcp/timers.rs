@@ -192,8 +192,7 @@ impl Engine {
             return;
         }
         if c.keepalive_probes >= self.config.tcp_keepalive_probes {
-            // Linux resets the connection when probes run out.
-            self.counters.inc(Counter::TCPKeepAlive);
+            // Linux resets the connection when probes run out (TCPKeepAlive counts probes sent, not this).
             self.counters.inc(Counter::TCPAbortOnTimeout);
             let c = conn!(self, index);
             c.error = Some(super::engine::Error::TimedOut);
