@@ -56,6 +56,13 @@ pub struct Args {
     pub no_pin: bool,
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     pub xdp_mode: XdpMode,
+    /// Name of the control socket (`/run/xdptcp/NAME.sock`) that `xdptcp stat/ss/sysctl/capture --name NAME` talk
+    /// to (default `IFACE-PID`, printed at start); `none` serves no control socket.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Serve the counters in Prometheus text format on this address (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// TCP configuration file (TOML, sysctl-style names).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -160,6 +167,8 @@ type WorkerHandle = std::thread::JoinHandle<(Counters, Option<KernelStats>)>;
 
 /// A running server: the attached program and the worker threads.
 pub struct Server {
+    /// Kept alive for the workers' lifetime; dropping removes the socket file and stops the metrics thread.
+    _control: Option<(crate::control::ControlServer, Option<crate::control::metrics::Metrics>)>,
     program: XdpProgram,
     workers: Vec<(u32, WorkerHandle)>,
     snapshots: Vec<Arc<Mutex<Counters>>>,
@@ -235,12 +244,30 @@ impl Server {
         let mode = program.attach(iface.index, args.xdp_mode)?;
 
         let drain = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 3600.0));
+        let control_name = args.name.clone().unwrap_or_else(|| format!("{}-{}", iface.name, std::process::id()));
+        let control = if control_name == "none" {
+            None
+        } else {
+            let cfg = crate::control::server::ServerConfig::for_name(&control_name).map_err(|e| anyhow::anyhow!(e))?;
+            let server = crate::control::ControlServer::bind(cfg).context("binding the control socket")?;
+            let metrics = match &args.metrics {
+                Some(a) => Some(
+                    crate::control::metrics::Metrics::bind(a.as_str(), server.hub().clone())
+                        .with_context(|| format!("serving metrics on {a}"))?,
+                ),
+                None => None,
+            };
+            Some((server, metrics))
+        };
         let mut workers = Vec::new();
         let mut snapshots = Vec::new();
         for (i, (q, dp)) in datapaths.into_iter().enumerate() {
             let clock = MonotonicClock::new();
             let engine = Engine::new(config.clone(), clock.now(), rand::random());
             let mut worker = Worker::new(dp, engine, app.build(), clock);
+            if let Some((server, _)) = control.as_ref() {
+                worker.control = Some(server.register_worker(crate::control::LinkType::RawIpv4));
+            }
             for &port in &args.listen {
                 worker.listen(port, args.backlog).map_err(|e| anyhow::anyhow!("listen on port {port}: {e}"))?;
             }
@@ -261,12 +288,13 @@ impl Server {
             workers.push((q, handle));
         }
         let banner = format!(
-            "xdptcp: serving {} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, ready",
+            "xdptcp: serving {} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, control \
+             socket `{control_name}`, ready",
             app.name(),
             iface.name,
             args.listen
         );
-        Ok(Server { program, workers, snapshots, banner })
+        Ok(Server { _control: control, program, workers, snapshots, banner })
     }
 
     /// One line saying what runs where (ends in "ready": tests and scripts wait for it).

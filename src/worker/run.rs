@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use super::datapath::Datapath;
 use crate::app::App;
-use crate::tcp::{Counters, Engine, ListenerId};
+use crate::control::{Direction, WorkerControl};
+use crate::tcp::{Counters, Engine, ListenerId, PacketSink};
 use crate::time::{Instant, MonotonicClock};
 use crate::xdp::ring::{KernelStats, XskRings};
 
@@ -35,11 +36,46 @@ pub struct Worker<R: XskRings> {
     clock: MonotonicClock,
     /// Refreshed every [`PUBLISH_EVERY`] for the control plane.
     pub published: Arc<Mutex<Counters>>,
+    /// The control plane's end in this worker (`xdptcp stat/ss/sysctl/capture`), if a control socket is served.
+    pub control: Option<WorkerControl>,
+}
+
+/// Hands every packet the engine writes to the capture tap (raw IPv4) on its way into the datapath's frame.
+struct TappedSink<'a, S: PacketSink> {
+    inner: &'a mut S,
+    control: &'a WorkerControl,
+    now: Instant,
+    lent: Option<(*const u8, usize)>,
+}
+
+impl<S: PacketSink> PacketSink for TappedSink<'_, S> {
+    fn buffer(&mut self) -> Option<&mut [u8]> {
+        let buf = self.inner.buffer()?;
+        self.lent = Some((buf.as_ptr(), buf.len()));
+        Some(buf)
+    }
+    fn commit(&mut self, len: usize) {
+        if let Some((ptr, cap)) = self.lent.take() {
+            // SAFETY: the lent buffer stays valid and unaliased until the inner sink's commit below takes it back;
+            // the engine has finished writing it.
+            let packet = unsafe { std::slice::from_raw_parts(ptr, len.min(cap)) };
+            self.control.tap(self.now, packet, Direction::Tx);
+        }
+        self.inner.commit(len);
+    }
 }
 
 impl<R: XskRings> Worker<R> {
     pub fn new(dp: Datapath<R>, engine: Engine, app: Box<dyn App>, clock: MonotonicClock) -> Worker<R> {
-        Worker { dp, engine, app, listeners: Vec::new(), clock, published: Arc::new(Mutex::new(Counters::default())) }
+        Worker {
+            dp,
+            engine,
+            app,
+            listeners: Vec::new(),
+            clock,
+            published: Arc::new(Mutex::new(Counters::default())),
+            control: None,
+        }
     }
 
     /// Opens a listener on our address.
@@ -51,13 +87,18 @@ impl<R: XskRings> Worker<R> {
 
     /// One pass of the loop. Returns the amount of work done (0: idle).
     pub fn poll_once(&mut self, now: Instant) -> usize {
-        let Worker { dp, engine, app, .. } = self;
+        let Worker { dp, engine, app, control, .. } = self;
         dp.set_now(now);
         let mut work = dp.reclaim();
         // Several rx batches per pass while they come full, so a burst is taken in before the kernel's rx ring
         // overflows; bounded so transmission and timers still get their turn.
         for _ in 0..RX_BATCHES {
-            let n = dp.receive(now, &mut |t, pkt| engine.handle_ipv4(t, pkt));
+            let n = dp.receive(now, &mut |t, pkt| {
+                if let Some(c) = control.as_ref() {
+                    c.tap(t, pkt, Direction::Rx);
+                }
+                engine.handle_ipv4(t, pkt)
+            });
             work += n;
             if n < super::BATCH {
                 break;
@@ -79,9 +120,19 @@ impl<R: XskRings> Worker<R> {
             dp.poll_neighbours(now);
         }
         // The sink flushes every full batch into the tx ring itself and refuses once the ring is full.
-        engine.poll_transmit(now, dp);
-        work += dp.flush();
-        dp.take_counters(engine.counters_mut());
+        match control.as_mut() {
+            Some(c) => {
+                engine.poll_transmit(now, &mut TappedSink { inner: dp, control: c, now, lent: None });
+                work += dp.flush();
+                dp.take_counters(engine.counters_mut());
+                c.service(engine, now);
+            }
+            None => {
+                engine.poll_transmit(now, dp);
+                work += dp.flush();
+                dp.take_counters(engine.counters_mut());
+            }
+        }
         work
     }
 
