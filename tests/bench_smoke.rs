@@ -92,7 +92,8 @@ fn every_mode(lab: &Lab, target: &str) {
     for client in [&xdp_client[..], &["--kernel"][..]] {
         for (mode, extra) in [
             ("rps", &["--connections", "8", "--request-size", "200"][..]),
-            ("cps", &["--connections", "4"][..]),
+            // Bounded below the ephemeral port range: a fast client would otherwise run out of ports to TIME_WAIT.
+            ("cps", &["--connections", "4", "--requests", "5000"][..]),
             ("stream", &["--connections", "2", "--request-size", "16384"][..]),
             ("hold", &["--connections", "200"][..]),
         ] {
