@@ -198,9 +198,6 @@ impl Network {
         let now = self.now;
         while self.queue.peek().is_some_and(|r| r.0.at <= now) {
             let Reverse(f) = self.queue.pop().expect("peeked");
-            if let Some(t) = self.trace.as_mut() {
-                t.arrival(now, f.from, f.to, &f.packet);
-            }
             self.hosts[f.to].engine.handle_ipv4(now, &f.packet);
         }
         for h in &mut self.hosts {

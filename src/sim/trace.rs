@@ -69,9 +69,6 @@ impl Trace {
         self.entries.push(TraceEntry::Packet { at, from, to, summary: summarize(packet), fate });
     }
 
-    /// Arrivals are implied by the send entries (delivery time is not printed), so nothing is recorded.
-    pub fn arrival(&mut self, _at: Instant, _from: usize, _to: usize, _packet: &[u8]) {}
-
     pub fn transition(&mut self, host: usize, transition: Transition) {
         self.entries.push(TraceEntry::State { host, transition });
     }

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use super::*;
+use crate::sim::scenario::forge;
 use crate::time::Instant;
 use crate::wire::{Ipv4Repr, TcpFlags, TcpRepr};
 
@@ -259,33 +260,14 @@ fn blind_in_window_rst_draws_challenge_ack() {
         options: Default::default(),
         payload: &[],
     };
-    let packet = build(&rst, A, B);
+    let packet = forge(&rst, A, B);
     p.b.handle_ipv4(p.now, &packet);
     assert_eq!(p.b.counters().get(Counter::TCPChallengeACK), 1);
     assert_eq!(p.b.info(cb).unwrap().state, State::Established);
     // The exact sequence number resets it.
     rst.seq = crate::wire::SeqNum(ack_seg.seq);
-    p.b.handle_ipv4(p.now, &build(&rst, A, B));
+    p.b.handle_ipv4(p.now, &forge(&rst, A, B));
     assert!(p.events_b().contains(&Event::Closed(cb, CloseReason::Reset)));
-}
-
-fn build(t: &TcpRepr<'_>, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
-    let mut buf = vec![0u8; 20 + t.header_len() + t.payload.len()];
-    let h = t.header_len();
-    buf[20 + h..].copy_from_slice(t.payload);
-    t.emit(&mut buf[20..], t.payload.len(), src, dst).unwrap();
-    let ip = Ipv4Repr {
-        src,
-        dst,
-        protocol: crate::wire::IpProtocol::Tcp,
-        payload_len: h + t.payload.len(),
-        ttl: 64,
-        tos: 0,
-        ident: 0,
-        dont_fragment: true,
-    };
-    ip.emit(&mut buf[..20]).unwrap();
-    buf
 }
 
 #[test]
@@ -476,7 +458,7 @@ fn forged_cookie_acks_are_dropped_and_counted() {
     for i in 0..100u32 {
         let mut f = forged.clone();
         f.ack = crate::wire::SeqNum(0x1234_5678u32.wrapping_add(i * 7919));
-        p.b.handle_ipv4(p.now, &build(&f, A, B));
+        p.b.handle_ipv4(p.now, &forge(&f, A, B));
     }
     assert_eq!(p.b.counters().get(Counter::SyncookiesFailed), 100);
     assert_eq!(p.b.connection_count().0, 1, "only the real connection");
