@@ -1,5 +1,6 @@
 //! Applications: run-to-completion callbacks on engine events, on the worker thread, with no locks and no
-//! allocation per event in the steady state.
+//! allocation per event in the steady state; or (`threaded`) app logic on threads of its own, reached through
+//! lock-free queues and rings by a bridge that is itself such a callback app.
 //!
 //! Every app handles back-pressure the same way: it reads only when it has no unsent output, and when `send` takes
 //! less than offered it keeps the rest and resumes on `Writable`. So a slow reader closes our receive window instead
@@ -11,6 +12,7 @@ use crate::time::Instant;
 pub mod discard;
 pub mod echo;
 pub mod http;
+pub mod threaded;
 
 /// An application driven by engine events.
 pub trait App: Send {
@@ -22,6 +24,16 @@ pub trait App: Send {
     fn connections(&self) -> usize;
     /// Called once per worker loop iteration, after events: lets a client app open connections and pace requests.
     fn on_tick(&mut self, _engine: &mut Engine, _now: Instant) {}
+    /// A file descriptor the worker also polls while it sleeps (readable: the app has work for it); see `threaded`.
+    fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+    /// The worker is about to sleep in `poll()`; false if work arrived meanwhile (then it does not sleep).
+    fn prepare_sleep(&mut self) -> bool {
+        true
+    }
+    /// The worker is back from `poll()`.
+    fn woke(&mut self) {}
 }
 
 /// Which app to run, with its options.

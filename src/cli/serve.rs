@@ -84,6 +84,16 @@ pub struct Args {
     /// UMEM frames (2 KiB each) per queue.
     #[arg(long, default_value_t = 16384)]
     pub frames: u32,
+    /// Run the app logic on this many threads of its own (0: as callbacks on the worker threads). The workers
+    /// hand connections and bytes to them through lock-free queues and rings (see README, "Application models").
+    #[arg(long, default_value_t = 0)]
+    pub app_threads: usize,
+    /// With --app-threads: bytes of each connection's ring, each direction.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub app_ring: usize,
+    /// With --app-threads: cores to pin the app threads to (default: unpinned).
+    #[arg(long, value_delimiter = ',')]
+    pub app_cores: Vec<usize>,
     /// Seconds to wait for connections to close on shutdown.
     #[arg(long, default_value_t = 3.0)]
     pub drain_timeout: f64,
@@ -171,6 +181,9 @@ pub struct Server {
     _control: Option<(crate::control::ControlServer, Option<crate::control::metrics::Metrics>)>,
     program: XdpProgram,
     workers: Vec<(u32, WorkerHandle)>,
+    /// App threads (`--app-threads`); they end once the workers closed the hub.
+    app_threads: Vec<std::thread::JoinHandle<()>>,
+    app_hub: Option<Arc<crate::app::threaded::Hub>>,
     snapshots: Vec<Arc<Mutex<Counters>>>,
     banner: String,
 }
@@ -261,10 +274,44 @@ impl Server {
         };
         let mut workers = Vec::new();
         let mut snapshots = Vec::new();
+        let mut app_threads = Vec::new();
+        let mut bridges = Vec::new();
+        let mut app_hub = None;
+        if args.app_threads > 0 {
+            let cfg = crate::app::threaded::HubConfig {
+                ring: args.app_ring,
+                nodelay: app == AppSpec::Http,
+                ..Default::default()
+            };
+            let (hub, b) = crate::app::threaded::Hub::new(datapaths.len(), cfg)?;
+            bridges = b;
+            app_hub = Some(hub.clone());
+            for i in 0..args.app_threads {
+                let (hub, spec, core) = (hub.clone(), app.clone(), args.app_cores.get(i % args.app_cores.len().max(1)));
+                let core = core.copied();
+                let h = std::thread::Builder::new()
+                    .name(format!("xdptcp-app{i}"))
+                    .spawn(move || {
+                        if let Some(c) = core {
+                            if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                                tracing::warn!("could not pin app thread {i} to core {c}");
+                            }
+                        }
+                        crate::app::threaded::apps::serve(&hub, &spec);
+                    })
+                    .context("spawning an app thread")?;
+                app_threads.push(h);
+            }
+        }
+        let mut bridges = bridges.into_iter();
         for (i, (q, dp)) in datapaths.into_iter().enumerate() {
             let clock = MonotonicClock::new();
             let engine = Engine::new(config.clone(), clock.now(), rand::random());
-            let mut worker = Worker::new(dp, engine, app.build(), clock);
+            let app_impl: Box<dyn crate::app::App> = match bridges.next() {
+                Some(b) => Box::new(b),
+                None => app.build(),
+            };
+            let mut worker = Worker::new(dp, engine, app_impl, clock);
             if let Some((server, _)) = control.as_ref() {
                 worker.control = Some(server.register_worker(crate::control::LinkType::RawIpv4));
             }
@@ -287,14 +334,16 @@ impl Server {
                 .context("spawning a worker thread")?;
             workers.push((q, handle));
         }
+        let model =
+            if args.app_threads > 0 { format!(" on {} app thread(s)", args.app_threads) } else { String::new() };
         let banner = format!(
-            "xdptcp: serving {} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, control \
-             socket `{control_name}`, ready",
+            "xdptcp: serving {}{model} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, \
+             control socket `{control_name}`, ready",
             app.name(),
             iface.name,
             args.listen
         );
-        Ok(Server { _control: control, program, workers, snapshots, banner })
+        Ok(Server { _control: control, program, workers, app_threads, app_hub, snapshots, banner })
     }
 
     /// One line saying what runs where (ends in "ready": tests and scripts wait for it).
@@ -318,6 +367,7 @@ impl Server {
         let mut counters = Counters::default();
         let mut per_queue = Vec::new();
         let mut failed = Vec::new();
+        let mut failed_apps = 0;
         for (q, h) in self.workers.drain(..) {
             match h.join() {
                 Ok((c, k)) => {
@@ -327,6 +377,15 @@ impl Server {
                 Err(_) => failed.push(q),
             }
         }
+        // The workers closed it on their way out; again here in case one panicked first.
+        if let Some(hub) = &self.app_hub {
+            hub.close();
+        }
+        for h in self.app_threads.drain(..) {
+            if h.join().is_err() {
+                failed_apps += 1;
+            }
+        }
         let steer = self.program.stats().unwrap_or_default();
         for q in 0..256 {
             let _ = self.program.unregister_socket(q);
@@ -334,6 +393,9 @@ impl Server {
         self.program.detach();
         if !failed.is_empty() {
             bail!("worker(s) of queue(s) {failed:?} panicked");
+        }
+        if failed_apps > 0 {
+            bail!("{failed_apps} app thread(s) panicked");
         }
         Ok(Report { counters, per_queue, steer })
     }

@@ -209,6 +209,24 @@ impl<R: XskRings> Worker<R> {
             std::thread::yield_now();
             return;
         }
-        let _ = self.dp.rings_mut().poll_rx(wait.as_millis().clamp(1, MAX_SLEEP.as_millis()) as i32);
+        let ms = wait.as_millis().clamp(1, MAX_SLEEP.as_millis()) as i32;
+        match self.app.wake_fd() {
+            None => {
+                let _ = self.dp.rings_mut().poll_rx(ms);
+            }
+            Some(efd) => {
+                // App threads feed this worker: sleep on the socket and on their eventfd, after telling them so.
+                if !self.app.prepare_sleep() {
+                    return;
+                }
+                let mut fds = [
+                    libc::pollfd { fd: self.dp.rings().fd(), events: libc::POLLIN, revents: 0 },
+                    libc::pollfd { fd: efd, events: libc::POLLIN, revents: 0 },
+                ];
+                // SAFETY: two valid pollfd entries; a negative fd (test rings) is ignored by poll().
+                unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+                self.app.woke();
+            }
+        }
     }
 }

@@ -1,0 +1,219 @@
+//! Echo, discard and http as app-thread programs: the same logic as the callback apps, written against the
+//! [`Listener`]/[`Connection`]/[`Poller`] API. Each app thread runs one event loop over the connections it
+//! accepted (from any worker).
+
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Connection, Hub, Listener, Poller};
+use crate::app::http::{parse_request, write_response, Parse};
+use crate::app::{AppSpec, READ_CHUNK};
+
+/// Stop parsing pipelined requests while this much output is unsent (back-pressure), as the callback http does.
+const MAX_PENDING_OUT: usize = 64 * 1024;
+
+/// What a handler wants after running.
+#[derive(PartialEq, Eq)]
+enum Next {
+    /// Wait for the connection's next news (it returned `WouldBlock`).
+    Wait,
+    /// Orderly close (FIN after what was written).
+    Close,
+    /// Reset.
+    Abort,
+    /// The connection failed: just let go of it.
+    Drop,
+}
+
+trait Handler: Default {
+    fn run(&mut self, c: &mut Connection, buf: &mut [u8], spec: &AppSpec) -> Next;
+}
+
+#[derive(Default)]
+struct Echo {
+    pending: Vec<u8>,
+    sent: usize,
+    received: u64,
+}
+
+impl Handler for Echo {
+    fn run(&mut self, c: &mut Connection, buf: &mut [u8], spec: &AppSpec) -> Next {
+        let abort_after = match spec {
+            AppSpec::Echo { abort_after } => *abort_after,
+            _ => None,
+        };
+        // Bounded: every pass moves bytes through bounded rings or returns.
+        loop {
+            while self.sent < self.pending.len() {
+                match c.try_write(&self.pending[self.sent..]) {
+                    Ok(n) => self.sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Wait,
+                    Err(_) => return Next::Drop,
+                }
+            }
+            self.pending.clear();
+            self.sent = 0;
+            match c.try_read(buf) {
+                // Everything read was written back: FIN after it.
+                Ok(0) => return Next::Close,
+                Ok(n) => {
+                    self.received += n as u64;
+                    if abort_after.is_some_and(|limit| self.received >= limit) {
+                        return Next::Abort;
+                    }
+                    // Straight back; only what does not fit is kept.
+                    let w = match c.try_write(&buf[..n]) {
+                        Ok(w) => w,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+                        Err(_) => return Next::Drop,
+                    };
+                    self.pending.extend_from_slice(&buf[w..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Wait,
+                Err(_) => return Next::Drop,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Discard;
+
+impl Handler for Discard {
+    fn run(&mut self, c: &mut Connection, buf: &mut [u8], _: &AppSpec) -> Next {
+        loop {
+            match c.try_read(buf) {
+                Ok(0) => return Next::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Wait,
+                Err(_) => return Next::Drop,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Http {
+    input: Vec<u8>,
+    skip: usize,
+    out: Vec<u8>,
+    sent: usize,
+    close_after: bool,
+    eof: bool,
+}
+
+impl Handler for Http {
+    fn run(&mut self, c: &mut Connection, buf: &mut [u8], _: &AppSpec) -> Next {
+        loop {
+            while self.sent < self.out.len() {
+                match c.try_write(&self.out[self.sent..]) {
+                    Ok(n) => self.sent += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Wait,
+                    Err(_) => return Next::Drop,
+                }
+            }
+            self.out.clear();
+            self.sent = 0;
+            if self.close_after {
+                // Unread pipelined input past a `Connection: close` request is dropped so the close is no reset.
+                while matches!(c.try_read(buf), Ok(n) if n > 0) {}
+                return Next::Close;
+            }
+            let mut progressed = false;
+            while self.out.len() < MAX_PENDING_OUT && !self.close_after {
+                if self.skip > 0 {
+                    let n = self.skip.min(self.input.len());
+                    self.input.drain(..n);
+                    self.skip -= n;
+                    if self.skip > 0 {
+                        break;
+                    }
+                }
+                match parse_request(&self.input) {
+                    Parse::Incomplete => break,
+                    Parse::Request { consumed, body, keep_alive, head_only } => {
+                        self.input.drain(..consumed);
+                        self.skip = body;
+                        write_response(&mut self.out, 200, keep_alive, head_only);
+                        self.close_after = !keep_alive;
+                        progressed = true;
+                    }
+                    Parse::Bad(status) => {
+                        self.input.clear();
+                        write_response(&mut self.out, status, false, false);
+                        self.close_after = true;
+                        progressed = true;
+                    }
+                }
+            }
+            if progressed {
+                continue;
+            }
+            if self.eof {
+                return Next::Close;
+            }
+            match c.try_read(buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Wait,
+                Err(_) => return Next::Drop,
+            }
+        }
+    }
+}
+
+/// Runs `spec`'s logic on the calling thread until the hub closes. Returns the connections it served.
+pub fn serve(hub: &Arc<Hub>, spec: &AppSpec) -> u64 {
+    match spec {
+        AppSpec::Echo { .. } => event_loop::<Echo>(hub, spec),
+        AppSpec::Discard => event_loop::<Discard>(hub, spec),
+        AppSpec::Http => event_loop::<Http>(hub, spec),
+    }
+}
+
+fn event_loop<H: Handler>(hub: &Arc<Hub>, spec: &AppSpec) -> u64 {
+    let mut listener: Listener = hub.listener();
+    let poller = Poller::new(hub);
+    let mut conns: Vec<Option<(Connection, H)>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut served = 0u64;
+    loop {
+        events.clear();
+        // The timeout only bounds how late a closed hub is noticed if no wake-up comes.
+        let accept = poller.wait(Some(&listener), &mut events, Some(Duration::from_millis(200)));
+        if accept {
+            // Bounded by the accept queues, which the workers bound.
+            loop {
+                match listener.try_accept() {
+                    Ok(c) => {
+                        let token = free.pop().unwrap_or_else(|| {
+                            conns.push(None);
+                            conns.len() - 1
+                        });
+                        poller.register(&c, token);
+                        conns[token] = Some((c, H::default()));
+                        served += 1;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => return served, // the stack is shutting down; dropping `conns` closes them
+                }
+            }
+        }
+        for &token in &events {
+            let Some((c, h)) = conns.get_mut(token).and_then(Option::as_mut) else { continue };
+            let next = h.run(c, &mut buf, spec);
+            if next == Next::Wait {
+                continue;
+            }
+            let (c, _) = conns[token].take().expect("present");
+            free.push(token);
+            match next {
+                Next::Abort => c.abort(),
+                _ => c.close(),
+            }
+        }
+    }
+}
