@@ -125,6 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    if let Some((unparks, wakes, parks, accepted)) = report.app_stats {
+        println!("AppThreads: accepted {accepted} app_parks {parks} app_unparks {unparks} worker_wakes {wakes}");
+    }
     println!(
         "XdpSteer: seen {} arp {} icmp {} tcp {} pass {} malformed {} no_socket {}",
         report.steer.seen,
@@ -170,6 +173,8 @@ pub struct Report {
     /// Each worker's own counters and its socket's kernel counters, by queue.
     pub per_queue: Vec<(u32, Counters, Option<KernelStats>)>,
     pub steer: SteerStats,
+    /// With --app-threads: (app unparks, worker wakes, app parks, connections handed over).
+    pub app_stats: Option<(u64, u64, u64, u64)>,
 }
 
 /// A worker thread; it returns its counters and its socket's kernel counters.
@@ -397,7 +402,8 @@ impl Server {
         if failed_apps > 0 {
             bail!("{failed_apps} app thread(s) panicked");
         }
-        Ok(Report { counters, per_queue, steer })
+        let app_stats = self.app_hub.as_ref().map(|h| crate::app::threaded::stats_snapshot(h));
+        Ok(Report { counters, per_queue, steer, app_stats })
     }
 }
 
