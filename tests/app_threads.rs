@@ -161,11 +161,8 @@ struct Net {
 }
 
 fn config() -> Config {
-    let mut c = Config::default();
     // Small buffers so back-pressure shows with little data.
-    c.tcp_rmem = [4096, 65536, 65536];
-    c.tcp_wmem = [4096, 65536, 65536];
-    c
+    Config { tcp_rmem: [4096, 65536, 65536], tcp_wmem: [4096, 65536, 65536], ..Config::default() }
 }
 
 impl Net {
@@ -435,21 +432,18 @@ fn blocking_thread_per_connection_echo() {
     let acceptor = std::thread::spawn(move || {
         let mut listener = hub.listener();
         let mut handlers = Vec::new();
-        loop {
-            match listener.accept() {
-                Ok(mut c) => handlers.push(std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 3000];
-                    loop {
-                        match c.read_timeout(&mut buf, Some(Duration::from_secs(30))) {
-                            Ok(0) => break,
-                            Ok(n) => c.write_all(&buf[..n]).expect("write"),
-                            Err(e) => panic!("read: {e}"),
-                        }
+        while let Ok(mut c) = listener.accept() {
+            handlers.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 3000];
+                loop {
+                    match c.read_timeout(&mut buf, Some(Duration::from_secs(30))) {
+                        Ok(0) => break,
+                        Ok(n) => c.write_all(&buf[..n]).expect("write"),
+                        Err(e) => panic!("read: {e}"),
                     }
-                    c.close();
-                })),
-                Err(_) => break,
-            }
+                }
+                c.close();
+            }));
         }
         for h in handlers {
             h.join().expect("handler");
