@@ -304,4 +304,95 @@ mod tests {
         producer.join().unwrap();
         assert!(c.is_empty());
     }
+
+    /// Not a check, a measurement (`cargo test --release --lib ring_vs_arrayqueue -- --ignored --nocapture`): MB/s
+    /// through this ring against crossbeam's ArrayQueue, per byte and per recycled 1460-byte chunk.
+    #[test]
+    #[ignore]
+    fn ring_vs_arrayqueue() {
+        use crossbeam::queue::ArrayQueue;
+        use std::sync::Arc;
+        const TOTAL: usize = 256 << 20;
+        const CHUNK: usize = 1460;
+        let mbps = |t: std::time::Duration, bytes: usize| bytes as f64 / t.as_secs_f64() / 1e6;
+
+        let (mut p, mut c) = channel(32 * 1024);
+        let t0 = std::time::Instant::now();
+        let h = std::thread::spawn(move || {
+            let data = [7u8; CHUNK];
+            let mut sent = 0;
+            while sent < TOTAL {
+                let n = p.write(&data[..CHUNK.min(TOTAL - sent)]);
+                if n == 0 {
+                    std::thread::yield_now(); // fair on a loaded machine: give the core to the reader
+                }
+                sent += n;
+            }
+        });
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut got = 0;
+        while got < TOTAL {
+            let n = c.read(&mut buf);
+            if n == 0 {
+                std::thread::yield_now();
+            }
+            got += n;
+        }
+        h.join().unwrap();
+        println!("ByteRing 32 KiB, {CHUNK} B writes: {:.0} MB/s", mbps(t0.elapsed(), TOTAL));
+
+        let small = TOTAL / 16; // per-byte is slow: a sixteenth of the bytes
+        let q = Arc::new(ArrayQueue::<u8>::new(32 * 1024));
+        let q2 = q.clone();
+        let t0 = std::time::Instant::now();
+        let h = std::thread::spawn(move || {
+            for _ in 0..small {
+                while q2.push(7).is_err() {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut got = 0;
+        while got < small {
+            if q.pop().is_some() {
+                got += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        h.join().unwrap();
+        println!("ArrayQueue<u8> 32 Ki entries: {:.0} MB/s", mbps(t0.elapsed(), small));
+
+        let full = Arc::new(ArrayQueue::<Vec<u8>>::new(22));
+        let empty = Arc::new(ArrayQueue::<Vec<u8>>::new(22));
+        for _ in 0..22 {
+            empty.push(vec![0u8; CHUNK]).unwrap();
+        }
+        let (f2, e2) = (full.clone(), empty.clone());
+        let t0 = std::time::Instant::now();
+        let h = std::thread::spawn(move || {
+            let mut sent = 0;
+            while sent < TOTAL {
+                if let Some(mut v) = e2.pop() {
+                    v.iter_mut().for_each(|b| *b = 7);
+                    sent += v.len();
+                    f2.push(v).unwrap();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut got = 0;
+        while got < TOTAL {
+            if let Some(v) = full.pop() {
+                buf[..v.len()].copy_from_slice(&v);
+                got += v.len();
+                empty.push(v).unwrap();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        h.join().unwrap();
+        println!("ArrayQueue<Vec> of {CHUNK} B chunks (recycled): {:.0} MB/s", mbps(t0.elapsed(), TOTAL));
+    }
 }
