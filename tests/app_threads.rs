@@ -158,11 +158,21 @@ struct Net {
     client: Client,
     out: Outbox,
     hub: Arc<Hub>,
+    /// The wire is cut: every packet is dropped.
+    cut: bool,
 }
 
 fn config() -> Config {
-    // Small buffers so back-pressure shows with little data.
-    Config { tcp_rmem: [4096, 65536, 65536], tcp_wmem: [4096, 65536, 65536], ..Config::default() }
+    // Small buffers so back-pressure shows with little data; few, fast retransmissions so a dead path times out
+    // within the test.
+    Config {
+        tcp_rmem: [4096, 65536, 65536],
+        tcp_wmem: [4096, 65536, 65536],
+        tcp_retries2: 3,
+        tcp_rto_min_us: 20_000,
+        tcp_rto_max_ms: 1000,
+        ..Config::default()
+    }
 }
 
 impl Net {
@@ -185,7 +195,7 @@ impl Net {
             rng: Xoshiro256PlusPlus::seed_from_u64(42),
             buf: vec![0; 40_000],
         };
-        Net { start, servers, client, out: Outbox::default(), hub }
+        Net { start, servers, client, out: Outbox::default(), hub, cut: false }
     }
 
     fn now(&self) -> Instant {
@@ -266,6 +276,9 @@ impl Net {
             let mut moved = false;
             self.out.packets.clear();
             self.client.engine.poll_transmit(now, &mut self.out);
+            if self.cut {
+                self.out.packets.clear();
+            }
             for p in std::mem::take(&mut self.out.packets) {
                 let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
                 if let Some(s) = (0..self.servers.len()).find(|&i| server_addr(i) == dst) {
@@ -275,6 +288,9 @@ impl Net {
             }
             for (e, _) in &mut self.servers {
                 e.poll_transmit(now, &mut self.out);
+            }
+            if self.cut {
+                self.out.packets.clear();
             }
             for p in std::mem::take(&mut self.out.packets) {
                 self.client.engine.handle_ipv4(now, &p);
@@ -641,4 +657,34 @@ fn poller_and_recycling() {
     for h in apps {
         assert_eq!(h.join().unwrap(), 30);
     }
+}
+
+/// The path dies while the app has data in flight: the engine's retransmissions run out and the app's blocked read
+/// sees TimedOut, and a write after it fails too.
+#[test]
+fn timeout_is_seen_by_the_app() {
+    let mut net = Net::new(1, HubConfig::default());
+    let hub = net.hub.clone();
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut2 = cut.clone();
+    let app = std::thread::spawn(move || {
+        let mut c = hub.listener().accept_timeout(Some(Duration::from_secs(10))).expect("accept");
+        while !cut2.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        c.write_all(&[1u8; 1000]).expect("write before the timeout");
+        let mut buf = [0u8; 100];
+        // Blocking without a timeout of its own, so TimedOut can only be the connection's (the driver bounds the test).
+        let read = c.read(&mut buf).map_err(|e| e.kind());
+        let write = c.try_write(b"more").map_err(|e| e.kind());
+        (read, write)
+    });
+    net.connect(1, 0, Mode::SendOnly);
+    net.run(Duration::from_secs(10), Duration::from_millis(20), |n| n.servers[0].1.connections() == 1);
+    net.cut = true;
+    cut.store(true, Ordering::Release);
+    net.run(Duration::from_secs(20), Duration::from_millis(20), |_| app.is_finished());
+    let (read, write) = app.join().unwrap();
+    assert_eq!(read, Err(ErrorKind::TimedOut));
+    assert_eq!(write, Err(ErrorKind::TimedOut));
 }
