@@ -82,9 +82,12 @@ impl Bridge {
                 (self.slots.len() - 1) as u32
             }
         };
-        let shared = match self.pool.pop() {
+        // Pooled headers have no other owner (pooled only at strong count 1, and nothing can clone them then).
+        let shared = match self.pool.pop().and_then(|mut s| Arc::get_mut(&mut s).is_some().then_some(s)) {
             Some(mut s) => {
-                Arc::get_mut(&mut s).expect("pooled headers have no other owner").reset(index);
+                if let Some(m) = Arc::get_mut(&mut s) {
+                    m.reset(index);
+                }
                 s
             }
             None => {
