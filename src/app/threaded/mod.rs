@@ -654,7 +654,8 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// A poller for the calling thread (wait on this thread only).
+    /// A poller for the calling thread (wait on this thread only). One per thread: pollers of one thread share its
+    /// ready queue.
     pub fn new(hub: &Arc<Hub>) -> Poller {
         Poller { me: Waiter::current(), hub: hub.clone() }
     }
