@@ -270,7 +270,10 @@ impl<H: Copy + Eq + Hash + Debug> Generator<H> {
                 }
             }
         }
-        if now.saturating_sub(self.last_sweep) >= SWEEP_EVERY_NS {
+        // A sweep walks every connection: with a million held, once a second (1 µs per connection) is plenty for
+        // timeouts of seconds, and keeps the walk off the hot path.
+        let sweep_every = SWEEP_EVERY_NS.max(self.conns.len() as u64 * 1_000);
+        if now.saturating_sub(self.last_sweep) >= sweep_every {
             self.last_sweep = now;
             self.sweep(now, t);
         }

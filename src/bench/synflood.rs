@@ -131,7 +131,7 @@ pub fn run(
     let mut setup = XdpSetup::new(o, 1)?;
     let (_, mut dp) = setup.datapaths.pop().expect("one queue");
     let mut avoid = setup.iface.kernel_ipv4_addrs()?;
-    avoid.push(setup.addr);
+    avoid.extend_from_slice(&setup.addrs);
     avoid.extend(o.gateway);
     let pool = spoof_pool(setup.addr, setup.prefix_len, &avoid);
     if pool.is_empty() {

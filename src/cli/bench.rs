@@ -350,6 +350,14 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             // Sample once everything is established and has settled, or at the very end with what there is.
             if all_up_since.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(300)) || timed_out {
                 memory = Some(sample_memory(&a, &total, rss0, slab0, &server0));
+                // bench/hold waits for this line to read the server's own accounting while the connections are
+                // still held.
+                eprintln!(
+                    "xdptcp bench: hold: {} of {} established after {:.1} s, memory sampled",
+                    total.established,
+                    w.connections,
+                    now.duration_since(t0).as_secs_f64()
+                );
             }
         }
         if now >= next_tick {
