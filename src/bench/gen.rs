@@ -318,7 +318,7 @@ impl<H: Copy + Eq + Hash + Debug> Generator<H> {
                 self.start_request(now, t, h, start);
             }
             Mode::Stream => self.pump_stream(now, t, h),
-            Mode::Hold | Mode::Synflood => {}
+            Mode::Hold | Mode::Synflood | Mode::Ceiling => {}
         }
     }
 
@@ -551,7 +551,7 @@ impl<H: Copy + Eq + Hash + Debug> Generator<H> {
     fn consume<T: Transport<Handle = H>>(&mut self, now: u64, t: &mut T, h: H, data: &[u8]) -> bool {
         let Some(c) = self.conns.get_mut(&h) else { return false };
         match self.w.mode {
-            Mode::Stream | Mode::Hold | Mode::Synflood => {
+            Mode::Stream | Mode::Hold | Mode::Synflood | Mode::Ceiling => {
                 c.bytes_received += data.len() as u64;
                 return true;
             }
