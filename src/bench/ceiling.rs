@@ -30,7 +30,7 @@ pub fn data_packet(src: SocketAddrV4, dst: SocketAddrV4, len: usize) -> anyhow::
     if len < MIN_PACKET {
         bail!("a packet of {len} bytes cannot hold IPv4 and TCP headers");
     }
-    let payload = vec![0u8; len - MIN_PACKET];
+    let payload_len = len - MIN_PACKET;
     let tcp = TcpRepr {
         src_port: src.port(),
         dst_port: dst.port(),
@@ -40,13 +40,14 @@ pub fn data_packet(src: SocketAddrV4, dst: SocketAddrV4, len: usize) -> anyhow::
         window: 64240,
         urgent: 0,
         options: TcpOptions::default(),
-        payload: &payload,
+        // `emit` takes the payload as already in place: the buffer's zeros.
+        payload: &[],
     };
     let ip = Ipv4Repr {
         src: *src.ip(),
         dst: *dst.ip(),
         protocol: IpProtocol::Tcp,
-        payload_len: tcp.header_len() + payload.len(),
+        payload_len: tcp.header_len() + payload_len,
         ttl: 64,
         tos: 0,
         ident: 0,
@@ -54,7 +55,7 @@ pub fn data_packet(src: SocketAddrV4, dst: SocketAddrV4, len: usize) -> anyhow::
     };
     let mut buf = vec![0u8; ip.total_len()];
     ip.emit(&mut buf).map_err(|e| anyhow::anyhow!("IPv4 header: {e:?}"))?;
-    tcp.emit(&mut buf[Ipv4Repr::HEADER_LEN..], 0, *src.ip(), *dst.ip())
+    tcp.emit(&mut buf[Ipv4Repr::HEADER_LEN..], payload_len, *src.ip(), *dst.ip())
         .map_err(|e| anyhow::anyhow!("TCP header: {e:?}"))?;
     Ok(buf)
 }

@@ -294,7 +294,8 @@ mod tests {
         let mut engine = Engine::new(client_config(), Instant::from_secs(1), 1);
         let local = [CLIENT, Ipv4Addr::new(198, 18, 1, 4), Ipv4Addr::new(198, 18, 1, 5)];
         let mut next = 0;
-        let mut t = EngineTransport { engine: &mut engine, now: Instant::from_secs(1), local: &local, next_local: &mut next };
+        let mut t =
+            EngineTransport { engine: &mut engine, now: Instant::from_secs(1), local: &local, next_local: &mut next };
         let target = SocketAddrV4::new(SERVER, 7);
         let ids: Vec<ConnId> = (0..6).map(|_| t.connect(target).unwrap()).collect();
         let sources: Vec<Ipv4Addr> = ids.iter().map(|&id| *engine.local_addr_of(id).unwrap().0.ip()).collect();
