@@ -53,7 +53,7 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16);
+    __uint(max_entries, 256); // a load generator may own many source addresses
     __type(key, __be32);
     __type(value, __u32);
 } local_addrs SEC(".maps");

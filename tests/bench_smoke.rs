@@ -1,8 +1,10 @@
 //! `xdptcp bench` in the veth lab: a short run of every mode (rps, cps, stream, hold) from the AF_XDP client and
 //! from the kernel-socket client, against `xdptcp serve --app echo` and against the kernel server of
-//! `xdptcp bench server`; every run must complete work with zero errors. Then a short SYN flood must reach the
-//! server, and a flood outside a lab must be refused. Needs root (namespaces, XDP); skipped with a message
-//! otherwise. The lab is uniquely named and always removed.
+//! `xdptcp bench server`; every run must complete work with zero errors. The AF_XDP client also holds connections
+//! from a range of source addresses, each of which the router must have resolved. Then a short SYN flood must
+//! reach the server, the ceiling mode's data frames must reach `xdptcp bench sink`, a flood outside a lab must be
+//! refused, and `bench/hold` must produce its table from a small run. Needs root (namespaces, XDP); skipped with a
+//! message otherwise. Labs are uniquely named and always removed.
 
 mod lab;
 
@@ -14,14 +16,22 @@ use xdptcp::cli::lab::{Lab, LabGuard, ROUTER_CLIENT_SIDE, SERVER_ADDR, SERVER_KE
 
 /// The AF_XDP client's address in the client namespace (the kernel there has .2).
 const CLIENT_XDP_ADDR: &str = "198.18.1.3/24";
+/// A range of source addresses for the AF_XDP client.
+const MULTI_ADDRS: &str = "198.18.1.10-198.18.1.13/24";
+const MULTI_FIRST: u8 = 10;
+const MULTI_LAST: u8 = 13;
 
-/// `xdptcp bench server` in the server namespace; SIGTERM and reaped on drop.
+/// `xdptcp bench server` (or `bench sink`) in the server namespace; SIGTERM and reaped on drop.
 struct KernelServer(Child);
 
 impl KernelServer {
     fn start(lab: &Lab, listen: &str) -> KernelServer {
+        Self::start_with(lab, &["bench", "server", "--app", "echo", "--listen", listen])
+    }
+
+    fn start_with(lab: &Lab, args: &[&str]) -> KernelServer {
         let mut child = Lab::command_in(&lab.server_ns(), xdptcp_bin().to_str().unwrap())
-            .args(["bench", "server", "--app", "echo", "--listen", listen])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -39,13 +49,16 @@ impl KernelServer {
         });
         let ready = rx.recv_timeout(Duration::from_secs(10));
         let server = KernelServer(child);
-        assert!(ready.is_ok(), "kernel server did not become ready");
+        assert!(ready.is_ok(), "{args:?} did not become ready");
         server
     }
-}
 
-impl Drop for KernelServer {
-    fn drop(&mut self) {
+    /// SIGTERM, then waits (bounded) for the exit.
+    fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
         // SAFETY: kill(2) of our own child.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -57,6 +70,14 @@ impl Drop for KernelServer {
         }
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Drop for KernelServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.terminate();
+        }
     }
 }
 
@@ -96,9 +117,20 @@ fn every_mode(lab: &Lab, target: &str) {
             ("cps", &["--connections", "4", "--requests", "5000"][..]),
             ("stream", &["--connections", "2", "--request-size", "16384"][..]),
             ("hold", &["--connections", "200"][..]),
+            // Several source addresses (the XDP client only): each must be answered for and routed.
+            ("hold", &["--connections", "300", "--addr", MULTI_ADDRS][..]),
         ] {
+            if client[0] == "--kernel" && extra.contains(&"--addr") {
+                continue;
+            }
             let mut args = vec!["--target", target, "--mode", mode, "--duration", "1"];
-            args.extend_from_slice(client);
+            let mut client = client.to_vec();
+            if extra.contains(&"--addr") {
+                // The run's own address range replaces the client's single address.
+                let i = client.iter().position(|a| *a == "--addr").expect("the XDP client has an address");
+                client.drain(i..i + 2);
+            }
+            args.extend_from_slice(&client);
             args.extend_from_slice(extra);
             let (ok, json, log) = bench(lab, &args);
             let what = format!("{mode} {} -> {target}", client[0]);
@@ -111,7 +143,8 @@ fn every_mode(lab: &Lab, target: &str) {
                 _ => {
                     // The memory block counts the connections held when memory was sampled.
                     let held = json.split("\"memory\"").nth(1).and_then(|m| json_u64(m, "connections"));
-                    assert_eq!(held, Some(200), "{what}\n{log}");
+                    let want = if extra.contains(&"--addr") { 300 } else { 200 };
+                    assert_eq!(held, Some(want), "{what}\n{log}");
                 }
             }
         }
@@ -131,6 +164,16 @@ fn every_mode_against_xdptcp_and_the_kernel_then_a_syn_flood() {
         let _kernel_server = KernelServer::start(&lab, &format!("{SERVER_KERNEL_ADDR}:7"));
         every_mode(&lab, &format!("{SERVER_ADDR}:7"));
         every_mode(&lab, &format!("{SERVER_KERNEL_ADDR}:7"));
+    }
+    // Every source address of the range was resolved by the router (the client answered ARP for each).
+    let neigh = Command::new("ip").args(["-n", &lab.router_ns(), "neigh", "show", "dev", "rc0"]).output().unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    for host in MULTI_FIRST..=MULTI_LAST {
+        let ip = format!("198.18.1.{host} ");
+        assert!(
+            neigh.lines().any(|l| l.starts_with(&ip) && l.contains("lladdr")),
+            "the router never resolved {ip}\n{neigh}"
+        );
     }
 
     xdp_server.stop().expect("orderly stop");
@@ -170,6 +213,82 @@ fn every_mode_against_xdptcp_and_the_kernel_then_a_syn_flood() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(steered >= sent, "the server's XDP program saw {steered} TCP frames, fewer than {sent} SYNs\n{out}");
+
+    // Ceiling: data frames of both sizes at a bounded rate reach the AF_XDP sink, counted with their size.
+    for size in ["60", "1514"] {
+        let sink_json = std::env::temp_dir().join(format!("{}-sink-{size}.json", lab.name()));
+        let sink_path = sink_json.to_str().unwrap();
+        let sink = KernelServer::start_with(
+            &lab,
+            &["bench", "sink", "--iface", "xs0", "--addr", "198.18.0.1/24", "--duration", "30", "--json", sink_path],
+        );
+        let (ok, json, log) = bench(
+            &lab,
+            &[
+                "--mode",
+                "ceiling",
+                "--frame-size",
+                size,
+                "--target",
+                "198.18.0.1:9",
+                "--rate",
+                "5000",
+                "--duration",
+                "1",
+                "--iface",
+                "xc0",
+                "--addr",
+                CLIENT_XDP_ADDR,
+                "--gateway",
+                &gw,
+            ],
+        );
+        assert!(ok, "ceiling {size}: {log}");
+        let sent = json_u64(&json, "sent").unwrap_or(0);
+        assert!((4000..=5100).contains(&sent), "sent {sent} frames at 5000/s for 1 s\n{log}");
+        std::thread::sleep(Duration::from_millis(200));
+        sink.stop();
+        let text = std::fs::read_to_string(&sink_json).unwrap_or_default();
+        let _ = std::fs::remove_file(&sink_json);
+        let frames = json_u64(&text, "frames").unwrap_or(0);
+        let bytes = json_u64(&text, "bytes").unwrap_or(0);
+        // A lossless lab at a low rate: (nearly) every frame arrives, each of the asked size.
+        assert!(frames * 100 >= sent * 95 && frames <= sent, "sink counted {frames} of {sent}\n{text}");
+        assert_eq!(bytes, frames * size.parse::<u64>().unwrap(), "{text}");
+    }
+}
+
+#[test]
+fn the_hold_script_writes_its_table() {
+    if !is_root() {
+        eprintln!("skipped: needs root for namespaces and XDP");
+        return;
+    }
+    let _serial = serial();
+    let dir = std::env::temp_dir().join(unique_name("holdres"));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/hold");
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(script)
+        .args(["--connections", "3000", "--linux-connections", "1000", "--bin"])
+        .arg(xdptcp_bin())
+        .arg("--results")
+        .arg(&dir)
+        .output()
+        .expect("running bench/hold");
+    let table = std::fs::read_to_string(dir.join("hold.md")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "bench/hold failed\n{log}");
+    assert!(table.contains("| connections held | 3000 | 1000 "), "{table}");
+    assert!(table.contains("| stack's own count of connections | engine: 3000 |"), "{table}");
+    let per_conn = table
+        .lines()
+        .find(|l| l.starts_with("| server RSS growth per connection |"))
+        .and_then(|l| l.split('|').nth(2))
+        .and_then(|c| c.trim().trim_end_matches(" B").parse::<i64>().ok());
+    // Between nothing and the size of a Linux socket: the engine's control block and table entry.
+    assert!(per_conn.is_some_and(|b| (100..8192).contains(&b)), "{table}");
 }
 
 #[test]

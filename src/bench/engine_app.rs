@@ -30,8 +30,10 @@ pub fn client_config() -> Config {
 pub struct EngineTransport<'a> {
     pub engine: &'a mut Engine,
     pub now: Instant,
-    /// Our address (source of active opens).
-    pub local: Ipv4Addr,
+    /// Our addresses (sources of active opens, taken in turn).
+    pub local: &'a [Ipv4Addr],
+    /// Which of `local` the next connect starts with.
+    pub next_local: &'a mut usize,
 }
 
 fn net_error(e: Error) -> NetError {
@@ -50,7 +52,18 @@ impl Transport for EngineTransport<'_> {
     type Handle = ConnId;
 
     fn connect(&mut self, target: SocketAddrV4) -> Result<ConnId, NetError> {
-        let id = self.engine.connect(self.now, SocketAddrV4::new(self.local, 0), target).map_err(net_error)?;
+        // Round robin over the source addresses, so each holds an equal share of the four-tuples; one whose ports
+        // are all taken passes the connect on to the next.
+        let mut result = Err(Error::InvalidArgument);
+        for _ in 0..self.local.len() {
+            let ip = self.local[*self.next_local % self.local.len()];
+            *self.next_local = (*self.next_local + 1) % self.local.len();
+            result = self.engine.connect(self.now, SocketAddrV4::new(ip, 0), target);
+            if !matches!(result, Err(Error::NoPorts)) {
+                break;
+            }
+        }
+        let id = result.map_err(net_error)?;
         // Request/response latency must not wait for Nagle (wrk sets TCP_NODELAY too).
         let _ = self.engine.set_nodelay(id, true);
         Ok(id)
@@ -86,7 +99,8 @@ pub type Outbox = Arc<Mutex<Option<WorkerStats>>>;
 /// The load generator as an xdptcp application.
 pub struct BenchApp {
     gen: Generator<ConnId>,
-    local: Ipv4Addr,
+    local: Vec<Ipv4Addr>,
+    next_local: usize,
     clock: Clock,
     progress: Arc<Progress>,
     outbox: Outbox,
@@ -97,13 +111,13 @@ pub struct BenchApp {
 impl BenchApp {
     pub fn new(
         w: Workload,
-        local: Ipv4Addr,
+        local: Vec<Ipv4Addr>,
         clock: Clock,
         progress: Arc<Progress>,
         outbox: Outbox,
         go: Arc<AtomicBool>,
     ) -> BenchApp {
-        BenchApp { gen: Generator::new(w, progress.clone()), local, clock, progress, outbox, go }
+        BenchApp { gen: Generator::new(w, progress.clone()), local, next_local: 0, clock, progress, outbox, go }
     }
 
     /// When the generator next needs a tick (open-loop pacing), on the generator's clock (ns).
@@ -115,7 +129,7 @@ impl BenchApp {
 impl App for BenchApp {
     fn on_event(&mut self, engine: &mut Engine, now: Instant, event: Event) {
         let t_ns = self.clock.now_ns();
-        let mut t = EngineTransport { engine, now, local: self.local };
+        let mut t = EngineTransport { engine, now, local: &self.local, next_local: &mut self.next_local };
         match event {
             Event::Connected(c) => self.gen.on_connected(t_ns, &mut t, c),
             Event::Readable(c) => self.gen.on_readable(t_ns, &mut t, c),
@@ -130,7 +144,7 @@ impl App for BenchApp {
             return;
         }
         let t_ns = self.clock.now_ns();
-        let mut t = EngineTransport { engine, now, local: self.local };
+        let mut t = EngineTransport { engine, now, local: &self.local, next_local: &mut self.next_local };
         self.gen.start(t_ns, &mut t);
         self.gen.tick(t_ns, &mut t);
         let p = &self.progress;
@@ -142,7 +156,7 @@ impl App for BenchApp {
 
     fn shutdown(&mut self, engine: &mut Engine, now: Instant) {
         let t_ns = self.clock.now_ns();
-        let mut t = EngineTransport { engine, now, local: self.local };
+        let mut t = EngineTransport { engine, now, local: &self.local, next_local: &mut self.next_local };
         self.gen.finish(t_ns, &mut t);
         let (_, tw) = engine.connection_count();
         self.progress.engine_time_wait.store(tw as u64, Ordering::Relaxed);
@@ -197,7 +211,7 @@ mod tests {
         let progress = Arc::new(Progress::default());
         let outbox: Outbox = Arc::new(Mutex::new(None));
         let go = Arc::new(AtomicBool::new(true));
-        let mut capp = BenchApp::new(w, CLIENT, Clock::new(), progress.clone(), outbox.clone(), go);
+        let mut capp = BenchApp::new(w, vec![CLIENT], Clock::new(), progress.clone(), outbox.clone(), go);
         let mut now = start;
         let step = Duration::from_micros(50);
         for _ in 0..rounds {
@@ -273,6 +287,19 @@ mod tests {
         assert_eq!(s.requests, 0);
         assert!(s.errors.connect_refused >= 1, "{:?}", s.errors);
         assert_eq!(s.errors.total(), s.errors.connect_refused, "{:?}", s.errors);
+    }
+
+    #[test]
+    fn connects_take_the_source_addresses_in_turn() {
+        let mut engine = Engine::new(client_config(), Instant::from_secs(1), 1);
+        let local = [CLIENT, Ipv4Addr::new(198, 18, 1, 4), Ipv4Addr::new(198, 18, 1, 5)];
+        let mut next = 0;
+        let mut t =
+            EngineTransport { engine: &mut engine, now: Instant::from_secs(1), local: &local, next_local: &mut next };
+        let target = SocketAddrV4::new(SERVER, 7);
+        let ids: Vec<ConnId> = (0..6).map(|_| t.connect(target).unwrap()).collect();
+        let sources: Vec<Ipv4Addr> = ids.iter().map(|&id| *engine.local_addr_of(id).unwrap().0.ip()).collect();
+        assert_eq!(sources, [local, local].concat());
     }
 
     #[test]

@@ -270,7 +270,10 @@ impl<H: Copy + Eq + Hash + Debug> Generator<H> {
                 }
             }
         }
-        if now.saturating_sub(self.last_sweep) >= SWEEP_EVERY_NS {
+        // A sweep walks every connection: with a million held, once a second (1 µs per connection) is plenty for
+        // timeouts of seconds, and keeps the walk off the hot path.
+        let sweep_every = SWEEP_EVERY_NS.max(self.conns.len() as u64 * 1_000);
+        if now.saturating_sub(self.last_sweep) >= sweep_every {
             self.last_sweep = now;
             self.sweep(now, t);
         }
@@ -315,7 +318,7 @@ impl<H: Copy + Eq + Hash + Debug> Generator<H> {
                 self.start_request(now, t, h, start);
             }
             Mode::Stream => self.pump_stream(now, t, h),
-            Mode::Hold | Mode::Synflood => {}
+            Mode::Hold | Mode::Synflood | Mode::Ceiling => {}
         }
     }
 
@@ -548,7 +551,7 @@ impl<H: Copy + Eq + Hash + Debug> Generator<H> {
     fn consume<T: Transport<Handle = H>>(&mut self, now: u64, t: &mut T, h: H, data: &[u8]) -> bool {
         let Some(c) = self.conns.get_mut(&h) else { return false };
         match self.w.mode {
-            Mode::Stream | Mode::Hold | Mode::Synflood => {
+            Mode::Stream | Mode::Hold | Mode::Synflood | Mode::Ceiling => {
                 c.bytes_received += data.len() as u64;
                 return true;
             }

@@ -15,6 +15,7 @@
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
+pub mod ceiling;
 pub mod engine_app;
 pub mod gen;
 pub mod hgrm;
@@ -64,6 +65,9 @@ pub enum Mode {
     Hold,
     /// Spoofed SYNs at a fixed rate (only against a lab this tool created, or with --i-own-this-target).
     Synflood,
+    /// Raw TCP data frames of --frame-size bytes as fast as AF_XDP sends them, to `xdptcp bench sink` (same gate
+    /// as synflood): the packet-rate ceiling of the path.
+    Ceiling,
 }
 
 impl Mode {
@@ -74,6 +78,7 @@ impl Mode {
             Mode::Stream => "stream",
             Mode::Hold => "hold",
             Mode::Synflood => "synflood",
+            Mode::Ceiling => "ceiling",
         }
     }
 }
@@ -131,7 +136,7 @@ impl Workload {
                 w.requests = self.requests.map(share);
                 w
             })
-            .filter(|w| w.connections > 0 || w.mode == Mode::Synflood)
+            .filter(|w| w.connections > 0 || matches!(w.mode, Mode::Synflood | Mode::Ceiling))
             .collect()
     }
 }

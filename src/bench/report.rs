@@ -175,7 +175,7 @@ impl Report {
             Mode::Rps | Mode::Cps if i.http => "http GET".to_string(),
             Mode::Rps | Mode::Cps => format!("echo {} B / {} B", i.request_size, i.response_size),
             Mode::Stream => format!("{} B writes", i.request_size),
-            Mode::Hold | Mode::Synflood => "idle".to_string(),
+            Mode::Hold | Mode::Synflood | Mode::Ceiling => "idle".to_string(),
         };
         let lp = match i.rate {
             Some(r) => format!("open loop at {}/s", fmt_metric(r)),
@@ -245,7 +245,7 @@ impl Report {
                     self.seconds()
                 );
             }
-            Mode::Hold | Mode::Synflood => {}
+            Mode::Hold | Mode::Synflood | Mode::Ceiling => {}
         }
         if !s.connect.is_empty() {
             let c = &s.connect;
@@ -348,7 +348,7 @@ impl Report {
             Mode::Stream => {
                 let _ = writeln!(o, "Gbit/sec sent: {:>9.3}", self.tx_bytes_per_second() * 8.0 / 1e9);
             }
-            Mode::Hold | Mode::Synflood => {
+            Mode::Hold | Mode::Synflood | Mode::Ceiling => {
                 let held = self.extras.memory.as_ref().map_or(s.connections_opened, |m| m.connections);
                 let _ = writeln!(o, "Connections held: {held}");
             }

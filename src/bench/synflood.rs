@@ -128,14 +128,47 @@ pub fn run(
     stop: &AtomicBool,
     sent: &AtomicU64,
 ) -> anyhow::Result<FloodReport> {
+    let pool = std::cell::OnceCell::new();
+    let mut prepare = |setup: &XdpSetup, avoid: &[Ipv4Addr]| {
+        let p = spoof_pool(setup.addr, setup.prefix_len, avoid);
+        if p.is_empty() {
+            bail!("no spare addresses on {}/{} to spoof", setup.addr, setup.prefix_len);
+        }
+        let _ = pool.set(p);
+        Ok(())
+    };
+    let mut write = |buf: &mut [u8], rng: &mut rand_xoshiro::Xoshiro256PlusPlus, ident| {
+        let pool: &Vec<Ipv4Addr> = pool.get()?;
+        let src = SocketAddrV4::new(pool[rng.gen_range(0..pool.len())], rng.gen_range(1024..=65535));
+        write_syn(buf, src, target, rng.gen(), ident, rng.gen())
+    };
+    blast(o, rate, duration, stop, sent, &mut prepare, &mut write)
+}
+
+/// Writes an IPv4 packet into the frame it is given (`None`: drop it), with a fresh IP ident.
+pub type FrameWriter<'a> = dyn FnMut(&mut [u8], &mut rand_xoshiro::Xoshiro256PlusPlus, u16) -> Option<usize> + 'a;
+/// Called once the client is set up, with the addresses in use (ours, the gateway, the kernel's).
+pub type BlastSetup<'a> = dyn FnMut(&XdpSetup, &[Ipv4Addr]) -> anyhow::Result<()> + 'a;
+
+/// Raw frames from `write` at `rate` per second (0: as fast as the tx ring takes them) for `duration` or until
+/// `stop`, through the datapath's ARP and next-hop logic. One worker on queue 0; `sent` is updated live.
+pub fn blast(
+    o: &XdpOptions,
+    rate: f64,
+    duration: Duration,
+    stop: &AtomicBool,
+    sent: &AtomicU64,
+    prepare: &mut BlastSetup,
+    write: &mut FrameWriter,
+) -> anyhow::Result<FloodReport> {
     let mut setup = XdpSetup::new(o, 1)?;
     let (_, mut dp) = setup.datapaths.pop().expect("one queue");
     let mut avoid = setup.iface.kernel_ipv4_addrs()?;
-    avoid.push(setup.addr);
+    avoid.extend_from_slice(&setup.addrs);
     avoid.extend(o.gateway);
-    let pool = spoof_pool(setup.addr, setup.prefix_len, &avoid);
-    if pool.is_empty() {
-        bail!("no spare addresses on {}/{} to spoof", setup.addr, setup.prefix_len);
+    if let Err(e) = prepare(&setup, &avoid) {
+        setup.detach(1);
+        return Err(e);
     }
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::from_entropy();
     let clock = std::time::Instant::now();
@@ -151,7 +184,7 @@ pub fn run(
         let now = crate::time::Instant::from_micros(elapsed.as_micros() as u64 + 1_000_000);
         dp.set_now(now);
         dp.reclaim();
-        // ARP replies (for the gateway) and anything else for us; SYN-ACKs go to the spoofed hosts, not here.
+        // ARP replies (for the gateway) and anything else for us (SYN-ACKs go to the spoofed hosts, not here).
         dp.receive(now, &mut |_, _| {});
         dp.refill();
         dp.absorb_neighbours(now);
@@ -161,13 +194,12 @@ pub fn run(
         let due = if rate > 0.0 { (elapsed.as_secs_f64() * rate) as u64 } else { u64::MAX };
         let mut batch = 0;
         while report.sent < due && batch < crate::worker::BATCH {
-            let src = SocketAddrV4::new(pool[rng.gen_range(0..pool.len())], rng.gen_range(1024..=65535));
             ident = ident.wrapping_add(1);
             let Some(buf) = dp.buffer() else {
                 report.refused += 1;
                 break;
             };
-            match write_syn(buf, src, target, rng.gen(), ident, rng.gen()) {
+            match write(buf, &mut rng, ident) {
                 Some(len) => dp.commit(len),
                 None => dp.commit(0),
             }

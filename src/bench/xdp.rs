@@ -30,7 +30,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct XdpOptions {
     pub iface: String,
-    /// `IP[/PREFIX]`: our own address, not configured in the kernel on `iface`.
+    /// `IP[-LAST][/PREFIX]`: our own address, or a range of them (connections take them in turn: one source
+    /// address gives at most ~64k four-tuples per server port), not configured in the kernel on `iface`.
     pub addr: String,
     pub gateway: Option<Ipv4Addr>,
     /// Cores to pin the workers to (one worker per queue, queues 0..n).
@@ -44,6 +45,8 @@ pub struct XdpSetup {
     pub program: XdpProgram,
     pub iface: Interface,
     pub addr: Ipv4Addr,
+    /// Every source address, `addr` first.
+    pub addrs: Vec<Ipv4Addr>,
     pub prefix_len: u8,
     pub mtu: u32,
     pub datapaths: Vec<(u32, Datapath<XskRsRings>)>,
@@ -53,11 +56,13 @@ pub struct XdpSetup {
 impl XdpSetup {
     /// Loads the program, owns `addr` (ARP, ping, all TCP to it), creates `queues` AF_XDP sockets and attaches.
     pub fn new(o: &XdpOptions, queues: usize) -> anyhow::Result<XdpSetup> {
-        let (addr, prefix_len) = parse_addr(&o.addr)?;
+        let (addrs, prefix_len) = parse_addr_range(&o.addr)?;
+        let addr = addrs[0];
         let iface = Interface::lookup(&o.iface)?;
-        if iface.kernel_ipv4_addrs()?.contains(&addr) {
+        let kernel_addrs = iface.kernel_ipv4_addrs()?;
+        if let Some(a) = addrs.iter().find(|a| kernel_addrs.contains(a)) {
             bail!(
-                "{addr} is configured in the kernel on {}: the xdptcp client needs an address of its own there \
+                "{a} is configured in the kernel on {}: the xdptcp client needs addresses of its own there \
                  (or use --kernel to run on kernel sockets)",
                 iface.name
             );
@@ -73,7 +78,9 @@ impl XdpSetup {
         }
         let mtu = Engine::new(client_config(), crate::time::Instant::ZERO, 0).config().mtu.min(iface.mtu);
         let mut program = XdpProgram::load()?;
-        program.add_local_addr(addr, true)?;
+        for &a in &addrs {
+            program.add_local_addr(a, true)?;
+        }
         let ring_cfg = RingConfig { frame_count: o.frames, ..Default::default() };
         let mut shares = NeighbourShare::mesh(queues);
         let mut datapaths = Vec::new();
@@ -83,10 +90,13 @@ impl XdpSetup {
             let net = NetConfig { addr, prefix_len, gateway: o.gateway, mac: iface.mac, mtu: mtu as usize };
             let mut dp = Datapath::new(rings, net, ring_cfg.fill_size as usize, NeighConfig::default())?;
             dp.share_neighbours(shares.remove(0));
+            for &a in &addrs[1..] {
+                dp.add_alias(a);
+            }
             datapaths.push((q, dp));
         }
         let mode = program.attach(iface.index, o.xdp_mode)?;
-        Ok(XdpSetup { program, iface, addr, prefix_len, mtu, datapaths, mode })
+        Ok(XdpSetup { program, iface, addr, addrs, prefix_len, mtu, datapaths, mode })
     }
 
     /// RSS steering for `queues` > 1, so replies to our active opens arrive on the queue of the worker that opened.
@@ -109,6 +119,43 @@ impl XdpSetup {
         }
         self.program.detach();
     }
+}
+
+/// Most source addresses of one client (the XDP program's address map holds 256).
+pub const MAX_SOURCE_ADDRS: usize = 250;
+
+/// `IP[-LAST][/PREFIX]`: one address or an inclusive range, all on the same subnet.
+pub fn parse_addr_range(s: &str) -> anyhow::Result<(Vec<Ipv4Addr>, u8)> {
+    let (ips, prefix) = match s.split_once('/') {
+        Some((ips, p)) => (ips, Some(p)),
+        None => (s, None),
+    };
+    let with_prefix = |ip: &str| match prefix {
+        Some(p) => format!("{ip}/{p}"),
+        None => ip.to_string(),
+    };
+    let Some((first, last)) = ips.split_once('-') else {
+        let (a, p) = parse_addr(s)?;
+        return Ok((vec![a], p));
+    };
+    let (first, p) = parse_addr(&with_prefix(first))?;
+    let (last, _) = parse_addr(&with_prefix(last))?;
+    let (lo, hi) = (u32::from(first), u32::from(last));
+    if hi < lo {
+        bail!("address range {s:?} ends before it starts");
+    }
+    if (hi - lo) as usize >= MAX_SOURCE_ADDRS {
+        bail!("address range {s:?} has {} addresses; at most {MAX_SOURCE_ADDRS}", hi - lo + 1);
+    }
+    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p as u32) };
+    if lo & mask != hi & mask {
+        bail!("address range {s:?} crosses its /{p} subnet");
+    }
+    let addrs: Vec<Ipv4Addr> = (lo..=hi).map(Ipv4Addr::from).collect();
+    if p < 31 && addrs.iter().any(|a| u32::from(*a) & !mask == 0 || u32::from(*a) & !mask == !mask) {
+        bail!("address range {s:?} includes the network or broadcast address of its /{p} subnet");
+    }
+    Ok((addrs, p))
 }
 
 /// A running AF_XDP client.
@@ -140,8 +187,15 @@ impl XdpClient {
         let mut config = client_config();
         config.mtu = setup.mtu;
         let banner = format!(
-            "xdptcp bench: AF_XDP client {}/{} on {} ({} mode), {n} worker(s)",
-            setup.addr, setup.prefix_len, setup.iface.name, setup.mode
+            "xdptcp bench: AF_XDP client {}{}/{} on {} ({} mode), {n} worker(s)",
+            setup.addr,
+            match setup.addrs.last() {
+                Some(last) if setup.addrs.len() > 1 => format!("-{last} ({} source addresses)", setup.addrs.len()),
+                _ => String::new(),
+            },
+            setup.prefix_len,
+            setup.iface.name,
+            setup.mode
         );
         let mut workers = Vec::new();
         let mut outboxes = Vec::new();
@@ -154,7 +208,7 @@ impl XdpClient {
             }
             let p = Arc::new(Progress::default());
             let outbox: Outbox = Arc::new(Mutex::new(None));
-            let app = BenchApp::new(w, setup.addr, clock, p.clone(), outbox.clone(), go.clone());
+            let app = BenchApp::new(w, setup.addrs.clone(), clock, p.clone(), outbox.clone(), go.clone());
             let worker = Worker::new(dp, engine, Box::new(app), mclock);
             let core = o.cores.get(i).copied();
             let (stop, p2) = (stop.clone(), p.clone());
@@ -238,4 +292,23 @@ fn drive<R: XskRings>(
     }
     worker.dp.take_counters(worker.engine.counters_mut());
     worker.engine.counters().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_ranges() {
+        let (a, p) = parse_addr_range("198.18.1.3/24").unwrap();
+        assert_eq!((a, p), (vec![Ipv4Addr::new(198, 18, 1, 3)], 24));
+        let (a, p) = parse_addr_range("198.18.1.10-198.18.1.40/24").unwrap();
+        assert_eq!((a.len(), p), (31, 24));
+        assert_eq!((a[0], a[30]), (Ipv4Addr::new(198, 18, 1, 10), Ipv4Addr::new(198, 18, 1, 40)));
+        assert!(parse_addr_range("198.18.1.40-198.18.1.10/24").is_err(), "backwards");
+        assert!(parse_addr_range("198.18.1.10-198.18.2.10/24").is_err(), "crosses the subnet");
+        assert!(parse_addr_range("198.18.1.10-198.18.1.255/24").is_err(), "broadcast");
+        assert!(parse_addr_range("198.18.0.1-198.18.3.1/16").is_err(), "too many");
+        assert!(parse_addr_range("198.18.1.10-x/24").is_err());
+    }
 }

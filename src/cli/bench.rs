@@ -17,7 +17,7 @@ use crate::bench::report::{Extras, Memory, Report, RunInfo, ServerUsage};
 use crate::bench::server::{self, ServerApp, ServerCounters};
 use crate::bench::stats::{merge_all, sum_progress, Progress, ProgressSnapshot, WorkerStats};
 use crate::bench::xdp::{XdpClient, XdpOptions};
-use crate::bench::{hgrm, kernel, svg, synflood, sys, Clock, Mode, Workload};
+use crate::bench::{ceiling, hgrm, kernel, svg, synflood, sys, Clock, Mode, Workload};
 use crate::tcp::Counter;
 use crate::xdp::XdpMode;
 
@@ -36,6 +36,33 @@ enum Sub {
     Server(ServerArgs),
     /// Draw .hgrm files (from --hgrm) into one SVG latency-by-percentile chart.
     Plot(PlotArgs),
+    /// Count the frames of `--mode ceiling` on an AF_XDP socket (and recycle them); report packets/s and Gbit/s.
+    Sink(SinkArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SinkArgs {
+    #[arg(long)]
+    pub iface: String,
+    /// The address to receive on (not configured in the kernel there), with prefix length.
+    #[arg(long, value_name = "IP[/PREFIX]")]
+    pub addr: String,
+    /// The core to busy-poll on.
+    #[arg(long)]
+    pub core: Option<usize>,
+    /// Seconds to run at most (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    pub xdp_mode: XdpMode,
+    /// UMEM frames.
+    #[arg(long, default_value_t = 8192)]
+    pub frames: u32,
+    /// No per-second line.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -128,6 +155,9 @@ pub struct RunArgs {
     /// UMEM frames per queue of the AF_XDP client.
     #[arg(long, default_value_t = 8192)]
     pub frames: u32,
+    /// Ceiling: Ethernet frame bytes without FCS (60: the minimum; 1514: a full 1500-byte IP MTU).
+    #[arg(long, default_value_t = 60)]
+    pub frame_size: usize,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -147,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.sub {
         Some(Sub::Server(s)) => run_server(s),
         Some(Sub::Plot(p)) => run_plot(p),
+        Some(Sub::Sink(s)) => run_sink(s),
         None => run_bench(args.run),
     }
 }
@@ -254,8 +285,8 @@ fn workload(a: &RunArgs) -> anyhow::Result<Workload> {
         if !(r > 0.0 && r.is_finite()) {
             bail!("--rate must be a positive number");
         }
-        if !matches!(a.mode, Mode::Rps | Mode::Cps | Mode::Synflood) {
-            bail!("--rate applies to rps, cps and synflood");
+        if !matches!(a.mode, Mode::Rps | Mode::Cps | Mode::Synflood | Mode::Ceiling) {
+            bail!("--rate applies to rps, cps, synflood and ceiling");
         }
     }
     w.rate = a.rate;
@@ -280,7 +311,7 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let stop = stop_flag()?;
     sys::raise_fd_limit();
-    if a.mode == Mode::Synflood {
+    if matches!(a.mode, Mode::Synflood | Mode::Ceiling) {
         return run_synflood(&a, &w, duration.unwrap_or(Duration::from_secs(10)), &stop);
     }
     if a.mode == Mode::Cps && a.kernel {
@@ -350,6 +381,14 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             // Sample once everything is established and has settled, or at the very end with what there is.
             if all_up_since.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(300)) || timed_out {
                 memory = Some(sample_memory(&a, &total, rss0, slab0, &server0));
+                // bench/hold waits for this line to read the server's own accounting while the connections are
+                // still held.
+                eprintln!(
+                    "xdptcp bench: hold: {} of {} established after {:.1} s, memory sampled",
+                    total.established,
+                    w.connections,
+                    now.duration_since(t0).as_secs_f64()
+                );
             }
         }
         if now >= next_tick {
@@ -562,10 +601,13 @@ fn write_outputs(a: &RunArgs, label: &str, r: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--mode synflood` and `--mode ceiling`: raw frames over AF_XDP at a rate (or as fast as they go).
 fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
     let why = synflood::check_allowed(*w.target.ip(), a.i_own_this_target)?;
+    let ceiling = a.mode == Mode::Ceiling;
+    let unit = if ceiling { "frames" } else { "SYN" };
     if a.kernel {
-        bail!("synflood writes raw frames over AF_XDP: drop --kernel and give --iface/--addr");
+        bail!("{} writes raw frames over AF_XDP: drop --kernel and give --iface/--addr", a.mode.name());
     }
     let o = XdpOptions {
         iface: a.iface.clone().context("--iface is required")?,
@@ -577,47 +619,107 @@ fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool
     };
     let rate = a.rate.unwrap_or(0.0);
     if !a.quiet {
-        eprintln!("xdptcp bench: synflood allowed: {why}");
+        eprintln!("xdptcp bench: {} allowed: {why}", a.mode.name());
     }
     let sent = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let printer = (!a.quiet).then(|| {
-        let (sent, done) = (sent.clone(), done.clone());
-        std::thread::spawn(move || {
-            let t0 = Instant::now();
-            let mut last = 0;
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_secs(1));
-                let s = sent.load(Ordering::Relaxed);
-                eprintln!("[{:>4}s] {} SYN/s", t0.elapsed().as_secs(), s - last);
-                last = s;
-            }
-        })
-    });
+    let printer = (!a.quiet).then(|| per_second_printer(sent.clone(), unit));
     pin(a.cores.first().copied());
-    let r = synflood::run(&o, w.target, rate, duration, stop, &sent);
-    done.store(true, Ordering::Relaxed);
-    if let Some(p) = printer {
+    let r = if ceiling {
+        ceiling::send(&o, w.target, a.frame_size, rate, duration, stop, &sent)
+    } else {
+        synflood::run(&o, w.target, rate, duration, stop, &sent)
+    };
+    if let Some((done, p)) = printer {
+        done.store(true, Ordering::Relaxed);
         let _ = p.join();
     }
     let r = r?;
     let pps = if r.seconds > 0.0 { r.sent as f64 / r.seconds } else { 0.0 };
-    println!("Synflood @ {} for {:.2}s", w.target, r.seconds);
-    println!(
-        "  {} SYNs sent, {:.0} SYN/s (asked: {})",
-        r.sent,
-        pps,
-        if rate > 0.0 { format!("{rate}/s") } else { "max".into() }
-    );
+    let frame = ceiling::packet_len(a.frame_size) + 14;
+    let gbps = pps * frame as f64 * 8.0 / 1e9;
+    if ceiling {
+        println!("Ceiling @ {} for {:.2}s, {frame}-byte frames", w.target, r.seconds);
+        println!("  {} frames sent, {pps:.0} frames/s, {gbps:.3} Gbit/s", r.sent);
+    } else {
+        println!("Synflood @ {} for {:.2}s", w.target, r.seconds);
+        println!("  {} SYNs sent, {pps:.0} SYN/s", r.sent);
+    }
+    println!("  asked: {}", if rate > 0.0 { format!("{rate}/s") } else { "max".into() });
     println!("  tx path refusals (ring full / no frame): {}", r.refused);
     if let Some(path) = &a.json {
-        let j = crate::bench::json::Json::object()
-            .field("mode", "synflood")
+        let mut j = crate::bench::json::Json::object()
+            .field("mode", a.mode.name())
             .field("target", w.target.to_string())
             .field("sent", r.sent)
             .field("seconds", r.seconds)
             .field("packets_per_second", pps)
             .field("tx_refusals", r.refused);
+        if ceiling {
+            j = j.field("frame_size", frame as u64).field("gbps", gbps);
+        }
+        std::fs::write(path, j.to_pretty())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A thread printing the per-second increase of `count` on stderr until the returned flag is set.
+fn per_second_printer(count: Arc<AtomicU64>, unit: &'static str) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let h = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let mut last = 0;
+        while !d.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_secs(1));
+            let s = count.load(Ordering::Relaxed);
+            eprintln!("[{:>4}s] {} {unit}/s", t0.elapsed().as_secs(), s - last);
+            last = s;
+        }
+    });
+    (done, h)
+}
+
+fn run_sink(a: SinkArgs) -> anyhow::Result<ExitCode> {
+    let stop = stop_flag()?;
+    let o = XdpOptions {
+        iface: a.iface.clone(),
+        addr: a.addr.clone(),
+        gateway: None,
+        cores: a.core.into_iter().collect(),
+        xdp_mode: a.xdp_mode,
+        frames: a.frames,
+    };
+    let duration = match a.duration {
+        Some(d) if !(d > 0.0 && d <= 86_400.0) => bail!("--duration must be between 0 and 86400 seconds"),
+        Some(d) => Duration::from_secs_f64(d),
+        None => Duration::from_secs(86_400),
+    };
+    let counted = Arc::new(AtomicU64::new(0));
+    let printer = (!a.quiet).then(|| per_second_printer(counted.clone(), "frames"));
+    pin(a.core);
+    eprintln!("xdptcp bench sink: counting TCP frames to {} on {}, ready", a.addr, a.iface);
+    let r = ceiling::sink(&o, duration, &stop, &counted);
+    if let Some((done, p)) = printer {
+        done.store(true, Ordering::Relaxed);
+        let _ = p.join();
+    }
+    let r = r?;
+    println!(
+        "Sink: {} frames, {} bytes in {:.2}s (first to last): {:.0} frames/s, {:.3} Gbit/s",
+        r.frames,
+        r.bytes,
+        r.seconds,
+        r.packets_per_second(),
+        r.gbps()
+    );
+    if let Some(path) = &a.json {
+        let j = crate::bench::json::Json::object()
+            .field("mode", "sink")
+            .field("frames", r.frames)
+            .field("bytes", r.bytes)
+            .field("seconds", r.seconds)
+            .field("packets_per_second", r.packets_per_second())
+            .field("gbps", r.gbps());
         std::fs::write(path, j.to_pretty())?;
     }
     Ok(ExitCode::SUCCESS)

@@ -86,6 +86,9 @@ pub struct Datapath<R: XskRings> {
     rings: R,
     pool: FramePool,
     net: NetConfig,
+    /// Further addresses of ours on the link (a load generator's extra source addresses): ARP is answered and
+    /// IPv4 accepted for them as for `net.addr`.
+    aliases: Vec<Ipv4Addr>,
     neigh: NeighborCache<Desc>,
     /// Frames written and addressed, not yet in the tx ring.
     tx_batch: Vec<Desc>,
@@ -122,6 +125,7 @@ impl<R: XskRings> Datapath<R> {
             rings,
             pool,
             net,
+            aliases: Vec::new(),
             neigh: NeighborCache::new(neigh),
             tx_batch: Vec::with_capacity(4 * BATCH),
             tx_outstanding: 0,
@@ -161,6 +165,17 @@ impl<R: XskRings> Datapath<R> {
             }
             self.released = released;
         }
+    }
+
+    /// Makes `ip` ours too (see `aliases`).
+    pub fn add_alias(&mut self, ip: Ipv4Addr) {
+        if ip != self.net.addr && !self.aliases.contains(&ip) {
+            self.aliases.push(ip);
+        }
+    }
+
+    fn is_ours(&self, ip: Ipv4Addr) -> bool {
+        ip == self.net.addr || self.aliases.contains(&ip)
     }
 
     pub fn net(&self) -> &NetConfig {
@@ -275,7 +290,8 @@ impl<R: XskRings> Datapath<R> {
                     self.counters.inc(Counter::RxMalformed);
                     return;
                 }
-                if payload[16..20] != self.net.addr.octets() {
+                let dst = Ipv4Addr::new(payload[16], payload[17], payload[18], payload[19]);
+                if dst != self.net.addr && !self.aliases.contains(&dst) {
                     self.counters.inc(Counter::RxNotOurs);
                     return;
                 }
@@ -296,7 +312,7 @@ impl<R: XskRings> Datapath<R> {
     /// RFC 826 reception: merge the sender into the cache (create it if the packet is for us), answer requests for
     /// our address.
     fn handle_arp(&mut self, now: Instant, arp: ArpRepr) {
-        let for_us = arp.target_ip == self.net.addr;
+        let for_us = self.is_ours(arp.target_ip);
         match arp.operation {
             ArpOperation::Request => self.counters.inc(Counter::ArpRequestsIn),
             ArpOperation::Reply => self.counters.inc(Counter::ArpRepliesIn),
@@ -647,6 +663,27 @@ mod tests {
         assert_eq!(c.get(Counter::ArpRequestsIn), 2);
         assert_eq!(c.get(Counter::ArpRepliesOut), 1);
         assert_eq!(c.get(Counter::TxFrames), 1);
+    }
+
+    #[test]
+    fn aliases_are_answered_and_delivered_like_our_address() {
+        let alias = Ipv4Addr::new(198, 18, 0, 40);
+        let mut d = dp();
+        d.add_alias(alias);
+        d.rings_mut().deliver(&arp_frame(request(GW_MAC, GW, alias), BCAST));
+        for dst in [alias, Ipv4Addr::new(198, 18, 0, 41)] {
+            let mut f = eth(OUR_MAC, GW_MAC, EtherType::Ipv4);
+            f.extend_from_slice(&ip_packet(GW, dst, IpProtocol::Tcp, &[0; 20]));
+            d.rings_mut().deliver(&f);
+        }
+        let mut delivered = 0;
+        assert_eq!(d.receive(Instant::from_secs(1), &mut |_, _| delivered += 1), 3);
+        assert_eq!(delivered, 1, "the alias's packet only");
+        d.flush();
+        let out = d.rings_mut().transmit();
+        assert_eq!(out.len(), 1);
+        let a = ArpRepr::parse(parse(&out[0]).1).unwrap();
+        assert_eq!((a.operation, a.source_ip, a.source_hw.0), (ArpOperation::Reply, alias, OUR_MAC));
     }
 
     fn ip_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload: &[u8]) -> Vec<u8> {
