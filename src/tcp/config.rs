@@ -256,6 +256,9 @@ config! {
     tcp_rmem: [u32; 3] = [4096, 131072, 6291456] => (IPV4, Range::Ordered(4096, MAX_BUFFER), RESTART),
     /// Send buffer bytes: min, default, max.
     tcp_wmem: [u32; 3] = [4096, 16384, 4194304] => (IPV4, Range::Ordered(4096, MAX_BUFFER), RESTART),
+    /// Receive- and send-buffer autotuning: a connection whose reader keeps up grows its buffers from the middle
+    /// value of `tcp_rmem`/`tcp_wmem` towards the maximum (Linux's dynamic right-sizing).
+    tcp_moderate_rcvbuf: bool = true => (IPV4, Range::Bool, RUNTIME),
     /// 0 off, 1 on (RFC 7323 timestamps with random per-connection offsets).
     tcp_timestamps: u8 = 1 => (IPV4, Range::Int(0, 1), RUNTIME),
     /// RFC 7323 window scaling.

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use super::assembler::Assembler;
+use super::autotune::RecvAutotune;
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::congestion::{Congestion, CongestionControl};
 use super::engine::{CloseReason, ConnInfo, Error, ListenerId, State};
@@ -121,6 +122,8 @@ pub(crate) struct Conn {
 
     pub sendbuf: SendBuffer,
     pub recvbuf: RecvBuffer,
+    /// Receive-buffer autotuning state (`tcp_moderate_rcvbuf`).
+    pub autotune: RecvAutotune,
     pub assembler: Assembler,
 
     /// The application asked for a FIN (shutdown_write or close).
@@ -221,6 +224,9 @@ impl Conn {
             rcv_wscale: self.rcv_wscale,
             timestamps: self.ts_enabled,
             sack: self.sack_ok,
+            rcv_rtt: Duration::from_micros(self.autotune.rtt_us().unwrap_or(0) as u64),
+            rcv_space: self.autotune.space(),
+            rcvbuf: self.recvbuf.capacity() as u32,
         }
     }
 }

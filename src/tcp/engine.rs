@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use super::assembler::Assembler;
+use super::autotune::RecvAutotune;
 use super::buffer::{ChunkPool, RecvBuffer, SendBuffer, DEFAULT_CHUNK};
 use super::congestion::{Congestion, CongestionControl};
 use super::conn::{Conn, FourTuple, RetransmitMode, TimerKind, CONN_TIMERS};
@@ -159,6 +160,12 @@ pub struct ConnInfo {
     pub rcv_wscale: u8,
     pub timestamps: bool,
     pub sack: bool,
+    /// The receiver-side RTT that paces buffer autotuning (`ss -i` `rcv_rtt`); zero until measured.
+    pub rcv_rtt: Duration,
+    /// Bytes the application read in the last measured RTT (`ss -i` `rcv_space`).
+    pub rcv_space: u32,
+    /// Current receive-buffer capacity (grows with autotuning, `ss -m`'s `rb`).
+    pub rcvbuf: u32,
 }
 
 /// A state change of one connection, recorded when [`Engine::record_transitions`] is on (the simulator's ladder
@@ -527,6 +534,14 @@ impl Engine {
             if c.recvbuf.is_empty() {
                 c.readable_signalled = false;
             }
+            // Dynamic right-sizing: a reader that keeps up earns a larger window.
+            let advmss = self.config.mss() as u32;
+            let (capacity, max) = (c.recvbuf.capacity(), self.config.tcp_rmem[2] as usize);
+            if let Some(grown) = c.autotune.on_read(self.now, total, advmss, capacity, max) {
+                if self.config.tcp_moderate_rcvbuf {
+                    c.recvbuf.set_capacity(grown);
+                }
+            }
             self.after_app_read(conn.index);
             return Ok(total);
         }
@@ -804,6 +819,7 @@ impl Engine {
             sws_override: false,
             sendbuf: SendBuffer::new(cfg.tcp_wmem[1] as usize),
             recvbuf: RecvBuffer::new(cfg.tcp_rmem[1] as usize),
+            autotune: RecvAutotune::new(now),
             assembler: Assembler::new(),
             fin_queued: false,
             peer_fin: false,

@@ -15,6 +15,9 @@ use crate::wire::{IpProtocol, Ipv4Repr, SeqNum, TcpFlags, TcpRepr, WireError};
 const PAWS_IDLE_LIMIT: Duration = Duration::from_secs(24 * 24 * 3600);
 /// Duplicate ACKs sent for one receive batch at most (more out-of-order segments in one batch add nothing).
 const MAX_DUP_ACKS_OWED: u8 = 8;
+/// Data segments at least this long (RFC 9293's default MSS) count as full-sized for the receiver's RTT sample: a
+/// small segment may have waited behind the application (Linux uses its estimate of the peer's MSS).
+const MIN_FULL_SEGMENT: usize = 536;
 /// SACKed ranges a sender remembers per connection.
 const MAX_SCOREBOARD_RANGES: usize = 64;
 /// Fast Open cookies remembered per engine (one per server address).
@@ -449,6 +452,13 @@ impl Engine {
             self.set_timer(index, TimerKind::Retransmit, at);
         }
         let c = conn!(self, index);
+        // Linux's tcp_sndbuf_expand: a writer held back by its buffer gets room for two congestion windows.
+        if c.want_writable && self.config.tcp_moderate_rcvbuf {
+            let max = self.config.tcp_wmem[2] as usize;
+            if let Some(grown) = super::autotune::send_buffer_target(c.cc.cwnd(), c.smss, c.sendbuf.capacity(), max) {
+                c.sendbuf.set_capacity(grown);
+            }
+        }
         if c.want_writable && c.app_owned && c.sendbuf.free() >= c.sendbuf.capacity() / 3 && !c.fin_queued {
             c.want_writable = false;
             let id = self.id_of(index);
@@ -544,6 +554,16 @@ impl Engine {
             // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at least every second full segment, at once when a hole
             // was filled or in quick-ack mode after the handshake; otherwise delay up to tcp_delack_ms.
             c.unacked_bytes += written as u32;
+            // The receiver's RTT for buffer autotuning: from the echo in a full-sized segment with timestamps,
+            // else by timing one window.
+            let open = if c.rcv_adv.gt(c.rcv_nxt) { c.rcv_adv - c.rcv_nxt } else { 0 };
+            if !c.ts_enabled {
+                c.autotune.on_data(now, c.rcv_nxt, open, None);
+            } else if seg.payload.len() >= MIN_FULL_SEGMENT {
+                let ts_now = ts_clock(now).wrapping_add(c.ts_offset);
+                let echo = seg.options.timestamps.map(|(_, tsecr)| (tsecr, ts_now));
+                c.autotune.on_data(now, c.rcv_nxt, open, echo);
+            }
             if filled_hole || c.quickack > 0 || c.unacked_bytes >= 2 * c.smss as u32 {
                 c.quickack = c.quickack.saturating_sub(1);
                 c.ack_now = true;

@@ -16,6 +16,7 @@
 //! `listener` (SYN/accept queues), `timewait` (compact records), `congestion/` (one file per algorithm).
 
 pub mod assembler;
+mod autotune;
 pub mod buffer;
 pub mod config;
 pub mod congestion;
