@@ -46,7 +46,7 @@ pub(crate) enum ListCursor {
     Listeners,
     /// Next connection slot to look at.
     Conns(usize),
-    /// TIME_WAIT records to skip (the engine only offers a full walk of them).
+    /// Next TIME_WAIT slot to look at (slot order is stable: every record is visited once, O(n) in total).
     TimeWait(usize),
 }
 
@@ -255,23 +255,19 @@ fn list_batch(worker: u32, engine: &Engine, q: &ListQuery, mut cursor: ListCurso
                 }
                 cursor = ListCursor::TimeWait(0);
             }
-            ListCursor::TimeWait(skip) => {
+            ListCursor::TimeWait(start) => {
                 if !q.states.contains(State::TimeWait) {
                     return ListBatch { records, next: None };
                 }
-                let mut index = 0usize;
-                let mut next = None;
-                engine.for_each_timewait(&mut |local, remote, left| {
-                    if index >= skip && next.is_none() {
-                        if records.len() >= BATCH_RECORDS {
-                            next = Some(ListCursor::TimeWait(index));
-                        } else if q.filter.matches(local, remote) {
-                            records.push(SockRecord::from_timewait(worker, local, remote, left));
-                        }
+                // At most `room` records are visited, so every visited match fits; BATCH_SLOTS bounds the walk when
+                // the filter matches little.
+                let room = BATCH_RECORDS.saturating_sub(records.len()).max(1);
+                let next = engine.for_each_timewait_from(start, room, BATCH_SLOTS, &mut |local, remote, left| {
+                    if q.filter.matches(local, remote) {
+                        records.push(SockRecord::from_timewait(worker, local, remote, left));
                     }
-                    index += 1;
                 });
-                return ListBatch { records, next };
+                return ListBatch { records, next: next.map(ListCursor::TimeWait) };
             }
         }
     }
@@ -673,5 +669,102 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         worker.join().unwrap();
         assert_eq!(hub.sysctl_get("tcp_syn_retries"), Err(HubError::WorkerGone(0)));
+    }
+
+    /// A large TIME_WAIT table lists every record exactly once through many resumed batches, also when records
+    /// come and go between batches (those that live throughout must all appear, none twice).
+    #[test]
+    fn timewait_listing_is_resumable_and_complete() {
+        use std::collections::HashSet;
+        let now = Instant::from_secs(1);
+        let ttl = Duration::from_secs(60);
+        let local = |i: u32| SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80 + (i >> 24) as u16);
+        let remote = |i: u32| {
+            SocketAddrV4::new(Ipv4Addr::new(198, 19, (i >> 16) as u8, (i >> 8) as u8), 1024 + (i & 0xff) as u16)
+        };
+        let n = 100_000u32;
+        let mut engine = Engine::new(Config::default(), now, 7);
+        for i in 0..n {
+            engine.insert_timewait_for_test(local(i), remote(i), ttl);
+        }
+        assert_eq!(engine.connection_count().1, n as usize);
+        let query = ListQuery { states: StateSet::only(State::TimeWait), filter: SsFilter::default(), info: false };
+        let mut seen = HashSet::new();
+        let mut batches = 0;
+        let mut cursor = Some(ListCursor::Listeners);
+        while let Some(c) = cursor {
+            let batch = list_batch(0, &engine, &query, c);
+            assert!(batch.records.len() <= BATCH_RECORDS);
+            for r in batch.records {
+                assert!(seen.insert((r.local, r.remote)), "{} listed twice", r.remote);
+            }
+            cursor = batch.next;
+            batches += 1;
+            // Churn between batches: drop a record far ahead of the cursor and add new ones (which reuse freed
+            // slots, possibly behind the cursor).
+            if batches % 50 == 0 {
+                let victim = n - batches as u32;
+                assert!(engine.remove_timewait_for_test(local(victim), remote(victim)));
+                // A new record (another local port) that may reuse the freed slot.
+                let fresh = batches as u32 | 1 << 24;
+                engine.insert_timewait_for_test(local(fresh), remote(fresh), ttl);
+            }
+            assert!(batches < 10 * n as usize / BATCH_RECORDS, "listing does not progress");
+        }
+        let removed: HashSet<u32> = (1..=batches as u32 / 50).map(|k| n - 50 * k).collect();
+        for i in (0..n).filter(|i| !removed.contains(i)) {
+            assert!(seen.contains(&(local(i), remote(i))), "{} missed", remote(i));
+        }
+        assert!(batches >= n as usize / BATCH_RECORDS);
+        // Unchanged table: exactly n records, through the hub as `ss` asks it, with a filter too.
+        let mut engine = Engine::new(Config::default(), now, 7);
+        for i in 0..n {
+            engine.insert_timewait_for_test(local(i), remote(i), ttl);
+        }
+        let hub = ControlHub::new();
+        let mut wc = hub.register_worker(LinkType::RawIpv4);
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    wc.service(&mut engine, now);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let mut all = HashSet::new();
+        let count = hub
+            .list(
+                StateSet::all(),
+                SsFilter::default(),
+                false,
+                &mut |r| {
+                    assert_eq!(r.state, "TIME-WAIT");
+                    assert!(all.insert(r.remote), "{} listed twice", r.remote);
+                    Ok(())
+                },
+                &mut |e| panic!("{e}"),
+            )
+            .unwrap();
+        assert_eq!((count, all.len()), (n as u64, n as usize));
+        let mut some = 0;
+        let filter = SsFilter::parse("dst 198.19.1.0/24 and dport = :1030").unwrap();
+        hub.list(
+            StateSet::only(State::TimeWait),
+            filter,
+            false,
+            &mut |_| {
+                some += 1;
+                Ok(())
+            },
+            &mut |e| panic!("{e}"),
+        )
+        .unwrap();
+        let expected = (0..n).filter(|&i| (i >> 16) & 0xff == 1 && i & 0xff == 6).count();
+        assert!(expected > 100);
+        assert_eq!(some, expected);
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap();
     }
 }
