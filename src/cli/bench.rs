@@ -128,6 +128,14 @@ pub struct RunArgs {
     /// UMEM frames per queue of the AF_XDP client.
     #[arg(long, default_value_t = 8192)]
     pub frames: u32,
+    /// AF_XDP client: control socket name for `xdptcp stat/ss/sysctl/capture/log --name NAME` (default
+    /// `bench-IFACE-PID`, printed at start; `none` serves none).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// AF_XDP client: write every frame of the run into this pcapng file (bounded rings: drops are counted and
+    /// printed, the workers never wait).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -278,6 +286,9 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
         (None, Some(_)) if matches!(a.mode, Mode::Rps | Mode::Cps) => Some(MAX_UNTIMED_RUN),
         (None, _) => Some(Duration::from_secs(10)),
     };
+    if a.kernel && (a.pcap.is_some() || a.name.is_some()) {
+        bail!("--pcap and --name belong to the AF_XDP client; capture kernel sockets with tcpdump");
+    }
     let stop = stop_flag()?;
     sys::raise_fd_limit();
     if a.mode == Mode::Synflood {
@@ -301,6 +312,8 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             cores: a.cores.clone(),
             xdp_mode: a.xdp_mode,
             frames: a.frames,
+            control_name: control_name(&a),
+            pcap: a.pcap.clone(),
         };
         let client = XdpClient::start(&o, parts, clock, stop.clone(), go.clone())?;
         if !a.quiet {
@@ -562,6 +575,15 @@ fn write_outputs(a: &RunArgs, label: &str, r: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The AF_XDP client's control socket name: `--name`, `none` for none, default `bench-IFACE-PID`.
+fn control_name(a: &RunArgs) -> Option<String> {
+    match a.name.as_deref() {
+        Some("none") => None,
+        Some(n) => Some(n.to_string()),
+        None => Some(format!("bench-{}-{}", a.iface.as_deref().unwrap_or("x"), std::process::id())),
+    }
+}
+
 fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
     let why = synflood::check_allowed(*w.target.ip(), a.i_own_this_target)?;
     if a.kernel {
@@ -574,6 +596,9 @@ fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool
         cores: a.cores.clone(),
         xdp_mode: a.xdp_mode,
         frames: a.frames,
+        // The flood writes raw frames without an engine: nothing to look inside.
+        control_name: None,
+        pcap: None,
     };
     let rate = a.rate.unwrap_or(0.0);
     if !a.quiet {

@@ -83,8 +83,10 @@
 
 pub mod capture;
 pub mod client;
+pub mod connlog;
 pub mod filter;
 pub mod metrics;
+pub mod pcapfile;
 pub mod protocol;
 pub mod server;
 pub mod ssfilter;
@@ -94,6 +96,7 @@ pub use capture::{Capture, CaptureInterface, CaptureLimits, CaptureTap, Directio
 pub use client::{Client, ClientError};
 pub use filter::{CaptureFilter, LinkType};
 pub use metrics::Metrics;
+pub use pcapfile::PcapFile;
 pub use protocol::{CaptureSummary, Request, Response, Setting, SockRecord, TcpDetails, WorkerGauges};
 pub use server::{ControlServer, ServerConfig};
 pub use ssfilter::{SsFilter, StateSet};

@@ -64,12 +64,36 @@ pub(crate) struct ListBatch {
 type SettingsReply = Result<Vec<Setting>, String>;
 
 pub(crate) enum WorkerRequest {
-    Snapshot { reply: Sender<WorkerSnapshot> },
-    List { query: Arc<ListQuery>, cursor: ListCursor, reply: Sender<ListBatch> },
-    SysctlGet { name: String, reply: Sender<SettingsReply> },
-    SysctlList { reply: Sender<SettingsReply> },
-    SysctlSet { name: String, value: String, reply: Sender<SettingsReply> },
-    CaptureStart { capture: Arc<Capture>, ring: usize, reply: Sender<()> },
+    Snapshot {
+        reply: Sender<WorkerSnapshot>,
+    },
+    List {
+        query: Arc<ListQuery>,
+        cursor: ListCursor,
+        reply: Sender<ListBatch>,
+    },
+    SysctlGet {
+        name: String,
+        reply: Sender<SettingsReply>,
+    },
+    SysctlList {
+        reply: Sender<SettingsReply>,
+    },
+    SysctlSet {
+        name: String,
+        value: String,
+        reply: Sender<SettingsReply>,
+    },
+    CaptureStart {
+        capture: Arc<Capture>,
+        ring: usize,
+        reply: Sender<()>,
+    },
+    /// Per-connection debug log on (`Some`, for connections matching the filter) or off.
+    Log {
+        filter: Option<Arc<SsFilter>>,
+        reply: Sender<()>,
+    },
 }
 
 /// The slot a worker publishes into.
@@ -97,6 +121,12 @@ pub struct WorkerControl {
     published: Arc<PublishedSlot>,
     next_publish: Option<Instant>,
     tap: Option<CaptureTap>,
+    /// The whole-run capture to a file (`--pcap`), beside any on-demand capture.
+    file_tap: Option<CaptureTap>,
+    /// `xdptcp log`: segments of connections matching this filter are logged at debug level (target
+    /// `xdptcp::conn`).
+    log: Option<Arc<SsFilter>>,
+    link: LinkType,
 }
 
 impl WorkerControl {
@@ -124,6 +154,23 @@ impl WorkerControl {
         if let Some(tap) = &self.tap {
             tap.tap(now, frame, direction);
         }
+        if let Some(tap) = &self.file_tap {
+            tap.tap(now, frame, direction);
+        }
+        if let Some(filter) = &self.log {
+            super::connlog::log_segment(self.worker, self.link, filter, frame, direction);
+        }
+    }
+
+    /// Installs the whole-run file capture's tap (see [`super::PcapFile`]); call before the worker runs so the
+    /// first frame is in the file.
+    pub fn set_file_tap(&mut self, tap: CaptureTap) {
+        self.file_tap = Some(tap);
+    }
+
+    /// Turns the per-connection debug log on for connections matching `filter`, or off.
+    pub fn set_log(&mut self, filter: Option<SsFilter>) {
+        self.log = filter.map(Arc::new);
     }
 
     /// Whether a capture is tapping this worker.
@@ -173,6 +220,10 @@ impl WorkerControl {
                 }
                 WorkerRequest::CaptureStart { capture, ring, reply } => {
                     self.tap = capture.tap(ring, now);
+                    let _ = reply.try_send(());
+                }
+                WorkerRequest::Log { filter, reply } => {
+                    self.log = filter;
                     let _ = reply.try_send(());
                 }
             }
@@ -291,6 +342,12 @@ impl Default for ControlHub {
     }
 }
 
+impl std::fmt::Debug for ControlHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlHub").field("workers", &self.worker_count()).finish()
+    }
+}
+
 /// Why a fan-out request failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HubError {
@@ -391,7 +448,16 @@ impl ControlHub {
         let published = Arc::new(PublishedSlot { snapshot: Mutex::new(None), live: AtomicBool::new(true) });
         let entry = WorkerEntry { worker, link, requests: tx, published: published.clone(), waker };
         self.inner.workers.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
-        WorkerControl { worker, requests: rx, published, next_publish: None, tap: None }
+        WorkerControl {
+            worker,
+            requests: rx,
+            published,
+            next_publish: None,
+            tap: None,
+            file_tap: None,
+            log: None,
+            link,
+        }
     }
 
     fn entries(&self) -> Vec<WorkerEntry> {
@@ -529,6 +595,39 @@ impl ControlHub {
             result = setting.into_iter().next().ok_or(HubError::NoWorkers);
         }
         result
+    }
+
+    /// Turns the per-connection debug log on (for connections matching `filter`) or off on every live worker;
+    /// returns how many workers took it.
+    pub fn set_log(&self, filter: Option<SsFilter>) -> Result<usize, HubError> {
+        let filter = filter.map(Arc::new);
+        let entries: Vec<_> = self.entries().into_iter().filter(|e| e.published.live.load(Ordering::Relaxed)).collect();
+        if entries.is_empty() {
+            return Err(HubError::NoWorkers);
+        }
+        let pending: Vec<_> =
+            entries.iter().map(|e| e.post(|reply| WorkerRequest::Log { filter: filter.clone(), reply })).collect();
+        let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
+        let mut done = 0;
+        let mut last_err = None;
+        for (e, rx) in entries.iter().zip(pending) {
+            match rx.and_then(|rx| e.wait(&rx, deadline)) {
+                Ok(()) => done += 1,
+                Err(err) => last_err = Some(err),
+            }
+        }
+        match (done, last_err) {
+            (0, Some(err)) => Err(err),
+            _ => Ok(done),
+        }
+    }
+
+    /// A capture over every registered worker whose taps the caller installs itself
+    /// ([`WorkerControl::set_file_tap`]), independent of the on-demand capture slot: for `--pcap`.
+    pub fn file_capture(&self, filter: CaptureFilter, snaplen: u32) -> Capture {
+        let interfaces: Vec<CaptureInterface> =
+            self.entries().iter().map(|e| CaptureInterface { worker: e.worker, link: e.link }).collect();
+        Capture::new(filter, snaplen, &interfaces)
     }
 
     /// Starts the (single) capture on every registered worker and waits until each live worker has installed its
