@@ -406,17 +406,26 @@ fn every_verb_against_a_running_server() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("restart"), "{}", text(&refused));
     assert_eq!(verb(&["sysctl", "--name", &name, "-n", "mtu"]).trim(), defaults.get("mtu").unwrap());
 
-    // --metrics: scraped with curl inside the server's namespace, parsed as Prometheus text.
-    let scrape = Lab::command_in(&lab.server_ns(), "curl")
-        .args(["-sS", "--max-time", "10", "http://127.0.0.1:9100/metrics"])
-        .output()
-        .expect("curl");
-    assert!(scrape.status.success(), "{}", text(&scrape));
-    let body = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    // --metrics: scraped with curl inside the server's namespace, parsed as Prometheus text. Metrics come from
+    // the snapshots workers publish every ~100 ms, so the last connections may take one more scrape to show.
+    let scrape = || {
+        let o = Lab::command_in(&lab.server_ns(), "curl")
+            .args(["-sS", "--max-time", "10", "http://127.0.0.1:9100/metrics"])
+            .output()
+            .expect("curl");
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let mut body = String::new();
+    let caught_up = eventually(Duration::from_secs(5), || {
+        body = scrape();
+        parse_prometheus(&body)["xdptcp_netstat_TcpExt_SyncookiesSent"] == 2.0
+    });
+    assert!(caught_up, "{body}");
     let metrics = parse_prometheus(&body);
-    assert!(metrics["xdptcp_netstat_Tcp_PassiveOpens"] >= c["Tcp:PassiveOpens"] as f64, "{body}");
-    assert_eq!(metrics["xdptcp_netstat_TcpExt_SyncookiesSent"], 2.0);
+    assert!(metrics["xdptcp_netstat_Tcp_PassiveOpens"] >= c["Tcp:PassiveOpens"] as f64 + 2.0, "{body}");
     assert_eq!(metrics["xdptcp_worker_up{worker=\"0\"}"], 1.0, "{body}");
+    assert_eq!(metrics["xdptcp_workers"], 1.0, "{body}");
     assert!(body.contains("# TYPE xdptcp_netstat_Tcp_PassiveOpens counter"), "{body}");
 
     drop((echo7, held, logged, unlogged, after));
