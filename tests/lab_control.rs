@@ -301,7 +301,7 @@ fn every_verb_against_a_running_server() {
         Command::new("ip").args(["netns", "exec", &lab.server_ns(), "ss", "-ltnH", "sport = :9"]).output().expect("ss");
     let linux_line: Vec<String> =
         String::from_utf8_lossy(&linux_ss.stdout).split_whitespace().map(str::to_string).collect();
-    assert_eq!(linux_line.get(0).map(String::as_str), Some("LISTEN"), "{linux_line:?}");
+    assert_eq!(linux_line.first().map(String::as_str), Some("LISTEN"), "{linux_line:?}");
     assert_eq!(
         (linux_line[1].parse::<u64>().unwrap(), linux_line[2].parse::<u64>().unwrap()),
         (ours[0].recv_q, ours[0].send_q),
