@@ -147,8 +147,9 @@ impl WorkerControl {
         }
     }
 
-    /// Hands a frame to a running capture. With capture off this is one branch on a worker-local field (not even
-    /// an atomic); with capture on, a relaxed load, the filter, and two lock-free queue operations.
+    /// Hands a frame to a running capture, the `--pcap` file and the per-connection log. With all three off this is
+    /// three predictable branches on worker-local fields (not even an atomic); a capture costs a relaxed load, the
+    /// filter and two lock-free queue operations; the log parses the headers and matches the ss filter.
     #[inline]
     pub fn tap(&self, now: Instant, frame: &[u8], direction: Direction) {
         if let Some(tap) = &self.tap {
