@@ -565,3 +565,141 @@ fn garbage_requests_and_stalled_workers_get_answers_not_hangs() {
     let reply = client.counters(true).unwrap();
     assert!(!reply.workers[0].live);
 }
+
+/// `--pcap`: a whole-run capture over every worker of a hub (no socket needed); what the writer could not keep up
+/// with is counted as dropped, never waited for: written + dropped = matched, exactly.
+#[test]
+fn pcap_file_keeps_every_frame_or_counts_it() {
+    use xdptcp::control::{CaptureFilter, ControlHub, PcapFile};
+    let dir = TempDir::new();
+    let path = dir.0.join("run.pcapng");
+    let hub = ControlHub::new();
+    let mut controls = [hub.register_worker(LinkType::RawIpv4), hub.register_worker(LinkType::RawIpv4)];
+    let file = PcapFile::create(&path, &hub, CaptureFilter::parse("tcp").unwrap(), 128).unwrap();
+    let clock = MonotonicClock::new();
+    for c in &mut controls {
+        file.attach(c, clock.now());
+    }
+    // Real segments: a client engine's SYNs, tapped as fast as a worker could.
+    let mut engine = Engine::new(Config::default(), clock.now(), 3);
+    for _ in 0..64 {
+        engine.connect(clock.now(), sa(CLIENT, 0), sa(SERVER, 80)).unwrap();
+    }
+    let mut sink = VecSink::default();
+    engine.poll_transmit(clock.now(), &mut sink);
+    assert_eq!(sink.packets.len(), 64);
+    let rounds = 400;
+    let t0 = StdInstant::now();
+    for _ in 0..rounds {
+        for (i, p) in sink.packets.iter().enumerate() {
+            controls[i % 2].tap(clock.now(), p, if i % 3 == 0 { Direction::Tx } else { Direction::Rx });
+        }
+    }
+    let tapping = t0.elapsed();
+    // Not TCP: filtered out, not counted.
+    controls[0].tap(
+        clock.now(),
+        &[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2],
+        Direction::Rx,
+    );
+    let summary = file.finish().unwrap();
+    let frames = 64 * rounds as u64;
+    assert_eq!(summary.matched, frames);
+    assert_eq!(summary.written + summary.dropped, frames, "{summary:?}");
+    assert!(summary.written >= 4096, "{summary:?}");
+    eprintln!("{frames} frames tapped in {tapping:?}: {summary:?}");
+
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let bytes = std::fs::read(&path).unwrap();
+    let mut reader = PcapNgReader::new(&bytes[..]).unwrap();
+    let (mut interfaces, mut packets, mut stats) = (0, 0u64, 0);
+    while let Some(block) = reader.next_block() {
+        match block.unwrap() {
+            Block::InterfaceDescription(_) => interfaces += 1,
+            Block::EnhancedPacket(p) => {
+                assert_eq!(tcp_flags_of(&p.data), 0x02);
+                packets += 1;
+            }
+            Block::InterfaceStatistics(_) => stats += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((interfaces, stats), (2, 2));
+    assert_eq!(packets, summary.written);
+}
+
+/// A `tracing` writer into a shared buffer, so the test sees what the server would log.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// `xdptcp log`: nothing per connection until asked; then every segment of the selected connections, on every
+/// worker, and nothing of the others; `--off` stops it.
+#[test]
+fn log_turns_per_connection_debug_on_and_off() {
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,xdptcp::conn=debug"))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this test binary");
+    let stack = Stack::start();
+    stack.workers[0].run(|e, _| {
+        e.listen(sa(SERVER, 8080), 16).unwrap();
+        e.listen(sa(SERVER, 8081), 16).unwrap();
+    });
+    let conn_lines =
+        || buffer.text().lines().filter(|l| l.contains("xdptcp::conn")).map(str::to_string).collect::<Vec<_>>();
+    let connect = |port: u16| {
+        stack.workers[1].run(move |e, now| {
+            let c = e.connect(now, sa(CLIENT, 0), sa(SERVER, port)).unwrap();
+            e.local_addr_of(c).unwrap().0.port()
+        })
+    };
+    let quiet = connect(8080);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(conn_lines().is_empty(), "{:?}", conn_lines());
+
+    let mut client = xdptcp::control::Client::connect(&stack.socket).unwrap();
+    assert_eq!(client.log(Some("sport = :8080 or dport = :8080")).unwrap(), 2);
+    let watched = connect(8080);
+    let other = connect(8081);
+    let syn = format!("{CLIENT}:{watched} > {SERVER}:8080 [S]");
+    stack.wait_for("the SYN logged by both workers", || {
+        let l = conn_lines();
+        l.iter().any(|l| l.contains(&format!("w1 out {syn}"))) && l.iter().any(|l| l.contains(&format!("w0 in {syn}")))
+    });
+    let synack = format!("{SERVER}:8080 > {CLIENT}:{watched} [S.]");
+    stack.wait_for("the SYN-ACK", || conn_lines().iter().any(|l| l.contains(&format!("w0 out {synack}"))));
+    let lines = conn_lines();
+    assert!(
+        lines.iter().all(|l| !l.contains(&format!(":{other} ")) && !l.contains(&format!(":{quiet} "))),
+        "{lines:?}"
+    );
+
+    assert_eq!(client.log(None).unwrap(), 2);
+    let before = conn_lines().len();
+    let after = connect(8080);
+    std::thread::sleep(Duration::from_millis(200));
+    let lines = conn_lines();
+    assert!(lines.iter().all(|l| !l.contains(&format!(":{after} "))), "{lines:?}");
+    assert!(lines.len() <= before + 1, "only the `log off` notice may follow: {lines:?}");
+    assert!(matches!(client.log(Some("dport ~ 1")), Err(xdptcp::control::ClientError::Remote(_))));
+}

@@ -6,6 +6,7 @@
 //! paced request is due (the server loop sleeps up to 5 ms when idle), so it spins on its dedicated core.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +39,10 @@ pub struct XdpOptions {
     pub cores: Vec<usize>,
     pub xdp_mode: XdpMode,
     pub frames: u32,
+    /// Control socket name (`xdptcp stat/ss/sysctl/capture/log --name`); `None` serves none.
+    pub control_name: Option<String>,
+    /// Write every frame of the run into this pcapng file (bounded rings: drops counted, never a stall).
+    pub pcap: Option<PathBuf>,
 }
 
 /// The interface, the attached program and one datapath per queue.
@@ -166,6 +171,9 @@ pub struct XdpClient {
     outboxes: Vec<Outbox>,
     pub progress: Vec<Arc<Progress>>,
     pub banner: String,
+    /// Kept for the run: the control socket (removed on drop) and the whole-run capture.
+    control: Option<crate::control::ControlServer>,
+    pcap: Option<crate::control::PcapFile>,
 }
 
 impl XdpClient {
@@ -186,7 +194,19 @@ impl XdpClient {
         let steering = setup.steering(n)?;
         let mut config = client_config();
         config.mtu = setup.mtu;
-        let banner = format!(
+        let control = match &o.control_name {
+            Some(name) => {
+                let cfg = crate::control::ServerConfig::for_name(name).map_err(anyhow::Error::msg)?;
+                Some(crate::control::ControlServer::bind(cfg).context("binding the control socket")?)
+            }
+            None => None,
+        };
+        let hub = match (&control, &o.pcap) {
+            (Some(server), _) => Some(server.hub().clone()),
+            (None, Some(_)) => Some(crate::control::ControlHub::new()),
+            (None, None) => None,
+        };
+        let mut banner = format!(
             "xdptcp bench: AF_XDP client {}{}/{} on {} ({} mode), {n} worker(s)",
             setup.addr,
             match setup.addrs.last() {
@@ -197,19 +217,45 @@ impl XdpClient {
             setup.iface.name,
             setup.mode
         );
+        if let Some(name) = &o.control_name {
+            banner.push_str(&format!(", control socket `{name}`"));
+        }
+        let mut built = Vec::new();
+        for (q, dp) in setup.datapaths.drain(..) {
+            let mclock = MonotonicClock::new();
+            let engine = Engine::new(config.clone(), mclock.now(), rand::random());
+            built.push((q, dp, engine, mclock));
+        }
         let mut workers = Vec::new();
         let mut outboxes = Vec::new();
         let mut progress = Vec::new();
-        for (i, ((q, dp), w)) in setup.datapaths.drain(..).zip(workloads).enumerate() {
-            let mclock = MonotonicClock::new();
-            let mut engine = Engine::new(config.clone(), mclock.now(), rand::random());
+        let mut controls: Vec<_> =
+            built.iter().map(|_| hub.as_ref().map(|h| h.register_worker(crate::control::LinkType::RawIpv4))).collect();
+        let pcap = match (&o.pcap, &hub) {
+            (Some(path), Some(hub)) => {
+                let f =
+                    crate::control::PcapFile::create(path, hub, Default::default(), crate::control::DEFAULT_SNAPLEN)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                for (c, (_, _, _, mclock)) in controls.iter_mut().zip(&built) {
+                    if let Some(c) = c.as_mut() {
+                        f.attach(c, mclock.now());
+                    }
+                }
+                Some(f)
+            }
+            _ => None,
+        };
+        for (i, (((q, dp, mut engine, mclock), w), control)) in
+            built.into_iter().zip(workloads).zip(controls).enumerate()
+        {
             if let Some(s) = &steering {
                 engine.set_rss_steering(s.clone(), q as u16);
             }
             let p = Arc::new(Progress::default());
             let outbox: Outbox = Arc::new(Mutex::new(None));
             let app = BenchApp::new(w, setup.addrs.clone(), clock, p.clone(), outbox.clone(), go.clone());
-            let worker = Worker::new(dp, engine, Box::new(app), mclock);
+            let mut worker = Worker::new(dp, engine, Box::new(app), mclock);
+            worker.control = control;
             let core = o.cores.get(i).copied();
             let (stop, p2) = (stop.clone(), p.clone());
             let h = std::thread::Builder::new()
@@ -227,7 +273,7 @@ impl XdpClient {
             outboxes.push(outbox);
             progress.push(p);
         }
-        Ok(XdpClient { setup: Some(setup), workers, outboxes, progress, banner })
+        Ok(XdpClient { setup: Some(setup), workers, outboxes, progress, banner, control, pcap })
     }
 
     /// Waits for the workers, detaches the program, returns each worker's results and its engine counters.
@@ -242,6 +288,20 @@ impl XdpClient {
         }
         if let Some(setup) = self.setup.take() {
             setup.detach(self.outboxes.len());
+        }
+        self.control = None;
+        if let Some(f) = self.pcap.take() {
+            let path = f.path().to_path_buf();
+            match f.finish() {
+                Ok(s) => eprintln!(
+                    "xdptcp bench: {}: {} frames written, {} matched, {} dropped by ring",
+                    path.display(),
+                    s.written,
+                    s.matched,
+                    s.dropped
+                ),
+                Err(e) => eprintln!("xdptcp bench: {}: {e}", path.display()),
+            }
         }
         if failed > 0 {
             bail!("{failed} bench worker(s) panicked");

@@ -158,6 +158,14 @@ pub struct RunArgs {
     /// Ceiling: Ethernet frame bytes without FCS (60: the minimum; 1514: a full 1500-byte IP MTU).
     #[arg(long, default_value_t = 60)]
     pub frame_size: usize,
+    /// AF_XDP client: control socket name for `xdptcp stat/ss/sysctl/capture/log --name NAME` (default
+    /// `bench-IFACE-PID`, printed at start; `none` serves none).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// AF_XDP client: write every frame of the run into this pcapng file (bounded rings: drops are counted and
+    /// printed, the workers never wait).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -309,6 +317,9 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
         (None, Some(_)) if matches!(a.mode, Mode::Rps | Mode::Cps) => Some(MAX_UNTIMED_RUN),
         (None, _) => Some(Duration::from_secs(10)),
     };
+    if a.kernel && (a.pcap.is_some() || a.name.is_some()) {
+        bail!("--pcap and --name belong to the AF_XDP client; capture kernel sockets with tcpdump");
+    }
     let stop = stop_flag()?;
     sys::raise_fd_limit();
     if matches!(a.mode, Mode::Synflood | Mode::Ceiling) {
@@ -332,6 +343,8 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             cores: a.cores.clone(),
             xdp_mode: a.xdp_mode,
             frames: a.frames,
+            control_name: control_name(&a),
+            pcap: a.pcap.clone(),
         };
         let client = XdpClient::start(&o, parts, clock, stop.clone(), go.clone())?;
         if !a.quiet {
@@ -601,6 +614,15 @@ fn write_outputs(a: &RunArgs, label: &str, r: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The AF_XDP client's control socket name: `--name`, `none` for none, default `bench-IFACE-PID`.
+fn control_name(a: &RunArgs) -> Option<String> {
+    match a.name.as_deref() {
+        Some("none") => None,
+        Some(n) => Some(n.to_string()),
+        None => Some(format!("bench-{}-{}", a.iface.as_deref().unwrap_or("x"), std::process::id())),
+    }
+}
+
 /// `--mode synflood` and `--mode ceiling`: raw frames over AF_XDP at a rate (or as fast as they go).
 fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool) -> anyhow::Result<ExitCode> {
     let why = synflood::check_allowed(*w.target.ip(), a.i_own_this_target)?;
@@ -616,6 +638,9 @@ fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool
         cores: a.cores.clone(),
         xdp_mode: a.xdp_mode,
         frames: a.frames,
+        // The flood writes raw frames without an engine: nothing to look inside.
+        control_name: None,
+        pcap: None,
     };
     let rate = a.rate.unwrap_or(0.0);
     if !a.quiet {
@@ -688,6 +713,8 @@ fn run_sink(a: SinkArgs) -> anyhow::Result<ExitCode> {
         cores: a.core.into_iter().collect(),
         xdp_mode: a.xdp_mode,
         frames: a.frames,
+        control_name: None,
+        pcap: None,
     };
     let duration = match a.duration {
         Some(d) if !(d > 0.0 && d <= 86_400.0) => bail!("--duration must be between 0 and 86400 seconds"),

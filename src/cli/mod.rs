@@ -8,6 +8,7 @@ pub mod bench;
 pub mod capture;
 pub mod demo;
 pub mod lab;
+pub mod log;
 pub mod serve;
 pub mod sim;
 pub mod ss;
@@ -45,12 +46,21 @@ enum Command {
     Sysctl(sysctl::Args),
     /// Capture a running stack's frames to pcapng, like tcpdump -w.
     Capture(capture::Args),
+    /// Log every segment of the connections an ss filter selects, in a running stack's log (--off stops).
+    Log(log::Args),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // `xdptcp log` lines (target xdptcp::conn) always pass: they exist only while an operator asked for them.
+    let directives = if cli.log.contains(crate::control::connlog::TARGET) {
+        cli.log.clone()
+    } else {
+        format!("{},{}=debug", cli.log, crate::control::connlog::TARGET)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,{}=debug", crate::control::connlog::TARGET))
+    });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let result = match cli.command {
         Command::Bench(a) => bench::run(a),
@@ -62,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Ss(a) => ss::run(a),
         Command::Sysctl(a) => sysctl::run(a),
         Command::Capture(a) => capture::run(a),
+        Command::Log(a) => log::run(a),
     };
     match result {
         Ok(code) => code,

@@ -94,6 +94,20 @@ pub struct Args {
     /// With --app-threads: cores to pin the app threads to (default: unpinned).
     #[arg(long, value_delimiter = ',')]
     pub app_cores: Vec<usize>,
+    /// Write every frame of the run (from start to exit) into this pcapng file; a bounded ring per worker, so a
+    /// slow disk costs dropped frames (counted, printed at exit), never a stalled worker.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// With --pcap: capture filter (tcpdump syntax subset, as `xdptcp capture`).
+    #[arg(long, value_name = "EXPR", requires = "pcap", default_value = "")]
+    pub pcap_filter: String,
+    /// With --pcap: bytes kept of each frame (0: whole frames).
+    #[arg(long, value_name = "BYTES", requires = "pcap", default_value_t = crate::control::DEFAULT_SNAPLEN)]
+    pub pcap_snaplen: u32,
+    /// Diagnostics/testing aid: the app never accepts on these listening ports, so their accept queues fill (see
+    /// them with `xdptcp ss -l`) and further handshakes meet a full backlog, as behind a stalled application.
+    #[arg(long, value_delimiter = ',', value_name = "PORT")]
+    pub hold_accept: Vec<u16>,
     /// Seconds to wait for connections to close on shutdown.
     #[arg(long, default_value_t = 3.0)]
     pub drain_timeout: f64,
@@ -110,6 +124,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!("{}", server.banner());
     let report = server.wait()?;
     print!("{}", report.counters.to_text());
+    if let Some((path, pcap)) = &report.pcap {
+        match pcap {
+            Ok(s) => eprintln!(
+                "xdptcp: {}: {} frames written, {} matched, {} dropped by ring",
+                path.display(),
+                s.written,
+                s.matched,
+                s.dropped
+            ),
+            Err(e) => eprintln!("xdptcp: {}: {e}", path.display()),
+        }
+    }
     for (q, c, k) in &report.per_queue {
         println!(
             "Queue{q}: RxFrames {} TxFrames {} PassiveOpens {} ActiveOpens {}",
@@ -175,6 +201,8 @@ pub struct Report {
     pub steer: SteerStats,
     /// With --app-threads: (app unparks, worker wakes, app parks, connections handed over).
     pub app_stats: Option<(u64, u64, u64, u64)>,
+    /// The `--pcap` file and how its capture went.
+    pub pcap: Option<(PathBuf, Result<crate::control::CaptureSummary, String>)>,
 }
 
 /// A worker thread; it returns its counters and its socket's kernel counters.
@@ -184,6 +212,7 @@ type WorkerHandle = std::thread::JoinHandle<(Counters, Option<KernelStats>)>;
 pub struct Server {
     /// Kept alive for the workers' lifetime; dropping removes the socket file and stops the metrics thread.
     _control: Option<(crate::control::ControlServer, Option<crate::control::metrics::Metrics>)>,
+    pcap: Option<crate::control::PcapFile>,
     program: XdpProgram,
     workers: Vec<(u32, WorkerHandle)>,
     /// App threads (`--app-threads`); they end once the workers closed the hub.
@@ -212,6 +241,10 @@ impl Server {
                 bail!("gateway {gw} is not on {addr}/{prefix_len}");
             }
         }
+        if let Some(p) = args.hold_accept.iter().find(|p| !args.listen.contains(p)) {
+            bail!("--hold-accept {p}: not a --listen port");
+        }
+        let pcap_filter = crate::control::CaptureFilter::parse(&args.pcap_filter).context("--pcap-filter")?;
         let mut config = load_config(args)?;
         // The engine must never write a packet the link cannot carry.
         config.mtu = config.mtu.min(iface.mtu);
@@ -308,8 +341,15 @@ impl Server {
                 app_threads.push(h);
             }
         }
+        // Workers are registered with the hub when a control socket or a --pcap file wants them.
+        let hub = match (&control, &args.pcap) {
+            (Some((server, _)), _) => Some(server.hub().clone()),
+            (None, Some(_)) => Some(crate::control::ControlHub::new()),
+            (None, None) => None,
+        };
         let mut bridges = bridges.into_iter();
-        for (i, (q, dp)) in datapaths.into_iter().enumerate() {
+        let mut built = Vec::new();
+        for (q, dp) in datapaths {
             let clock = MonotonicClock::new();
             let engine = Engine::new(config.clone(), clock.now(), rand::random());
             let app_impl: Box<dyn crate::app::App> = match bridges.next() {
@@ -317,12 +357,31 @@ impl Server {
                 None => app.build(),
             };
             let mut worker = Worker::new(dp, engine, app_impl, clock);
-            if let Some((server, _)) = control.as_ref() {
-                worker.control = Some(server.register_worker(crate::control::LinkType::RawIpv4));
+            if let Some(hub) = &hub {
+                worker.control = Some(hub.register_worker(crate::control::LinkType::RawIpv4));
             }
             for &port in &args.listen {
-                worker.listen(port, args.backlog).map_err(|e| anyhow::anyhow!("listen on port {port}: {e}"))?;
+                let l = worker.listen(port, args.backlog).map_err(|e| anyhow::anyhow!("listen on port {port}: {e}"))?;
+                if args.hold_accept.contains(&port) {
+                    worker.hold_accept(l);
+                }
             }
+            built.push((q, worker, clock));
+        }
+        let pcap = match (&args.pcap, &hub) {
+            (Some(path), Some(hub)) => {
+                let f = crate::control::PcapFile::create(path, hub, pcap_filter.clone(), args.pcap_snaplen)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                for (_, worker, clock) in &mut built {
+                    if let Some(c) = worker.control.as_mut() {
+                        f.attach(c, clock.now());
+                    }
+                }
+                Some(f)
+            }
+            _ => None,
+        };
+        for (i, (q, worker, _)) in built.into_iter().enumerate() {
             snapshots.push(worker.published.clone());
             let core = cores[i];
             let stop = stop.clone();
@@ -348,7 +407,7 @@ impl Server {
             iface.name,
             args.listen
         );
-        Ok(Server { _control: control, program, workers, app_threads, app_hub, snapshots, banner })
+        Ok(Server { _control: control, pcap, program, workers, app_threads, app_hub, snapshots, banner })
     }
 
     /// One line saying what runs where (ends in "ready": tests and scripts wait for it).
@@ -382,6 +441,11 @@ impl Server {
                 Err(_) => failed.push(q),
             }
         }
+        // Every worker has stopped: what their rings hold is the end of the file.
+        let pcap = self.pcap.take().map(|f| {
+            let path = f.path().to_path_buf();
+            (path, f.finish().map_err(|e| e.to_string()))
+        });
         // The workers closed it on their way out; again here in case one panicked first.
         if let Some(hub) = &self.app_hub {
             hub.close();
@@ -403,7 +467,7 @@ impl Server {
             bail!("{failed_apps} app thread(s) panicked");
         }
         let app_stats = self.app_hub.as_ref().map(|h| crate::app::threaded::stats_snapshot(h));
-        Ok(Report { counters, per_queue, steer, app_stats })
+        Ok(Report { counters, per_queue, steer, app_stats, pcap })
     }
 }
 

@@ -106,12 +106,14 @@ pub fn report(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
         anyhow::bail!("--watch takes a positive number of seconds");
     }
     let interval = Duration::from_secs_f64(secs);
-    let mut prev = values(&client.counters(false)?);
+    // Fresh counters at each interval (one request per worker per interval): exact deltas, where the ~100 ms
+    // published snapshots would add their age jitter to every rate.
+    let mut prev = values(&client.counters(true)?);
     let mut prev_at = Instant::now();
     let mut reports = 0u64;
     while args.count.is_none_or(|n| reports < n) {
         std::thread::sleep(interval);
-        let cur = values(&client.counters(false)?);
+        let cur = values(&client.counters(true)?);
         let now = Instant::now();
         let elapsed = now.duration_since(prev_at).as_secs_f64().max(1e-3);
         writeln!(out, "#xdptcp per second over {elapsed:.1} s")?;

@@ -115,6 +115,16 @@ impl Client {
         }
     }
 
+    /// Turns the per-connection debug log on for connections matching the ss `filter`, or off (`None`); returns
+    /// the number of workers that took it.
+    pub fn log(&mut self, filter: Option<&str>) -> Result<u32, ClientError> {
+        self.send(&Request::Log { filter: filter.map(str::to_string) })?;
+        match self.recv()? {
+            Response::Log { workers, .. } => Ok(workers),
+            other => Err(Self::unexpected(other)),
+        }
+    }
+
     pub fn sysctl_get(&mut self, name: &str) -> Result<Setting, ClientError> {
         let s = self.settings(Request::SysctlGet { name: name.into() })?;
         s.into_iter().next().ok_or_else(|| ClientError::Protocol("empty settings answer".into()))

@@ -19,6 +19,10 @@
 //!   is an error; the file is removed on drop.
 //! - [`Capture`]: pcapng capture through per-worker lock-free rings of fixed-size records; a full ring is a counted
 //!   drop, never a stall.
+//! - [`PcapFile`]: `--pcap FILE` on `serve` and `bench`: the whole run into one pcapng file through the same
+//!   rings, independent of on-demand captures.
+//! - [`connlog`]: `xdptcp log`: every segment of the connections an ss filter selects, logged through `tracing`
+//!   (debug, target `xdptcp::conn`) only while asked.
 //! - [`Metrics`]: `--metrics ADDR`, a tiny HTTP/1.1 server on its own thread serving Prometheus text.
 //! - [`Client`]: what the CLI verbs (and tests) use to talk to the socket.
 //!
@@ -61,6 +65,8 @@
 //! <- {"sock":{"worker":0,"state":"LISTEN","local":"198.18.0.1:80","remote":"0.0.0.0:0","recv_q":2,...}}
 //! <- {"warning":{"message":"worker 1 did not answer in time"}}
 //! <- {"end":{"count":1}}
+//! -> {"cmd":"log","filter":"dport = :80"}
+//! <- {"log":{"filter":"dport = :80","workers":2}}
 //! -> {"cmd":"sysctl_set","name":"tcp_syn_retries","value":"3"}
 //! <- {"settings":[{"name":"net.ipv4.tcp_syn_retries","value":"3","runtime_settable":true}]}
 //! <- {"error":{"message":"mtu cannot be changed while running; restart with the new value"}}
@@ -70,8 +76,9 @@
 //! as frames of a 4-byte little-endian length and that many bytes, ends with a zero-length frame, then one
 //! `{"capture_done":{"written":..,"matched":..,"dropped":..}}` line, and closes. Any byte the client sends during a
 //! capture (or closing its end) stops it cleanly. Listings are streamed: the server asks a worker for one batch
-//! (at most 512 sockets, 8192 connection slots looked at), writes it to the client, then asks for the next, so
-//! neither the worker nor the server ever holds a whole table and a slow client only slows its own listing.
+//! (at most 512 sockets, 8192 connection or TIME_WAIT slots looked at), writes it to the client, then asks for the
+//! next from a slot cursor, so neither the worker nor the server ever holds a whole table, a full listing costs O(n)
+//! in total, and a slow client only slows its own listing.
 //!
 //! # Metrics
 //!
@@ -83,8 +90,10 @@
 
 pub mod capture;
 pub mod client;
+pub mod connlog;
 pub mod filter;
 pub mod metrics;
+pub mod pcapfile;
 pub mod protocol;
 pub mod server;
 pub mod ssfilter;
@@ -94,6 +103,7 @@ pub use capture::{Capture, CaptureInterface, CaptureLimits, CaptureTap, Directio
 pub use client::{Client, ClientError};
 pub use filter::{CaptureFilter, LinkType};
 pub use metrics::Metrics;
+pub use pcapfile::PcapFile;
 pub use protocol::{CaptureSummary, Request, Response, Setting, SockRecord, TcpDetails, WorkerGauges};
 pub use server::{ControlServer, ServerConfig};
 pub use ssfilter::{SsFilter, StateSet};

@@ -37,6 +37,12 @@ pub enum Request {
     SysctlList,
     /// Changes a runtime-settable setting on every worker.
     SysctlSet { name: String, value: String },
+    /// Per-connection debug log: segments of connections matching the ss `filter` are logged at debug level
+    /// (target `xdptcp::conn`) in the server's log; `None` turns it off.
+    Log {
+        #[serde(default)]
+        filter: Option<String>,
+    },
     /// Starts a capture; the connection then carries the pcapng byte stream (see the module documentation).
     Capture {
         #[serde(default)]
@@ -205,6 +211,8 @@ pub enum Response {
     CaptureStarted { workers: u32, snaplen: u32 },
     /// After the pcapng stream's terminating empty frame.
     CaptureDone(CaptureSummary),
+    /// Answer to `log`: the filter now in force (`None`: off) and how many workers took it.
+    Log { filter: Option<String>, workers: u32 },
     /// The request failed; nothing else follows for it.
     Error { message: String },
 }

@@ -325,6 +325,24 @@ fn answer(request: Request, hub: &ControlHub, out: &mut BufWriter<UnixStream>) -
         Request::SysctlGet { name } => settings(hub.sysctl_get(&name).map(|s| vec![s])),
         Request::SysctlList => settings(hub.sysctl_list()),
         Request::SysctlSet { name, value } => settings(hub.sysctl_set(&name, &value).map(|s| vec![s])),
+        Request::Log { filter } => {
+            let parsed = match filter.as_deref().map(SsFilter::parse).transpose() {
+                Ok(f) => f,
+                Err(e) => return write_response(out, &error(e.to_string())),
+            };
+            match hub.set_log(parsed) {
+                Ok(n) => {
+                    match &filter {
+                        Some(f) => {
+                            tracing::debug!(target: "xdptcp::conn", "per-connection log on for `{f}` ({n} worker(s))")
+                        }
+                        None => tracing::debug!(target: "xdptcp::conn", "per-connection log off"),
+                    }
+                    Response::Log { filter, workers: n as u32 }
+                }
+                Err(e) => error(e.to_string()),
+            }
+        }
         Request::Capture { .. } => error("capture is handled by the connection loop".into()),
     };
     write_response(out, &response)

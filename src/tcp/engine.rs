@@ -688,6 +688,44 @@ impl Engine {
         self.timewait.for_each(self.now, &self.timers, f);
     }
 
+    /// A bounded, resumable part of [`Engine::for_each_timewait`]: visits at most `max_records` records and looks
+    /// at most at `max_slots` slots from position `cursor` (start at 0); returns where to resume (`None`: done).
+    /// Streaming a large table this way costs O(n) in total, never O(n²).
+    pub fn for_each_timewait_from(
+        &self,
+        cursor: usize,
+        max_records: usize,
+        max_slots: usize,
+        f: &mut dyn FnMut(SocketAddrV4, SocketAddrV4, Duration),
+    ) -> Option<usize> {
+        self.timewait.for_each_from(cursor, max_records, max_slots, self.now, &self.timers, f)
+    }
+
+    /// Test support: a TIME_WAIT record for (local, remote) lasting `ttl`, without a connection's history.
+    #[cfg(test)]
+    pub(crate) fn insert_timewait_for_test(&mut self, local: SocketAddrV4, remote: SocketAddrV4, ttl: Duration) {
+        let t = FourTuple {
+            local_ip: *local.ip(),
+            remote_ip: *remote.ip(),
+            local_port: local.port(),
+            remote_port: remote.port(),
+        };
+        let (now, one) = (self.now, SeqNum(1));
+        self.timewait.insert(&mut self.timers, now, ttl, t, one, one, false, 0, 0);
+    }
+
+    /// Test support: removes the TIME_WAIT record of (local, remote).
+    #[cfg(test)]
+    pub(crate) fn remove_timewait_for_test(&mut self, local: SocketAddrV4, remote: SocketAddrV4) -> bool {
+        let t = FourTuple {
+            local_ip: *local.ip(),
+            remote_ip: *remote.ip(),
+            local_port: local.port(),
+            remote_port: remote.port(),
+        };
+        self.timewait.remove(&mut self.timers, &t).is_some()
+    }
+
     /// Number of connections in the table (all states but TIME_WAIT) and of TIME_WAIT records.
     pub fn connection_count(&self) -> (usize, usize) {
         (self.table.len(), self.timewait.len())

@@ -118,6 +118,33 @@ impl TimeWaitTable {
         }
     }
 
+    /// Resumable walk for streamed listings: visits the records in slots `start..` until `max_records` were
+    /// visited or `max_slots` slots were looked at, and returns the slot to resume at (`None`: done). Slot order is
+    /// stable, so a listing made of successive calls visits every record that lives throughout exactly once, in
+    /// O(n) total; records added or removed meanwhile may or may not appear, as with Linux's `ss`.
+    pub fn for_each_from(
+        &self,
+        start: usize,
+        max_records: usize,
+        max_slots: usize,
+        now: Instant,
+        timers: &TimerWheel<TimerEntry>,
+        f: &mut dyn FnMut(SocketAddrV4, SocketAddrV4, Duration),
+    ) -> Option<usize> {
+        let end = self.records.len().min(start.saturating_add(max_slots));
+        let mut visited = 0;
+        let mut i = start;
+        while i < end && visited < max_records {
+            if let Some(rec) = &self.records[i] {
+                let left = timers.deadline(rec.timer).map_or(Duration::ZERO, |d| d.saturating_since(now));
+                f(rec.tuple.local(), rec.tuple.remote(), left);
+                visited += 1;
+            }
+            i += 1;
+        }
+        (i < self.records.len()).then_some(i)
+    }
+
     pub fn for_each(
         &self,
         now: Instant,

@@ -33,6 +33,8 @@ pub struct Worker<R: XskRings> {
     pub engine: Engine,
     pub app: Box<dyn App>,
     listeners: Vec<ListenerId>,
+    /// Listeners whose connections the app is never told about (`serve --hold-accept`): their accept queues fill.
+    held: Vec<ListenerId>,
     clock: MonotonicClock,
     /// Refreshed every [`PUBLISH_EVERY`] for the control plane.
     pub published: Arc<Mutex<Counters>>,
@@ -72,6 +74,7 @@ impl<R: XskRings> Worker<R> {
             engine,
             app,
             listeners: Vec::new(),
+            held: Vec::new(),
             clock,
             published: Arc::new(Mutex::new(Counters::default())),
             control: None,
@@ -85,9 +88,15 @@ impl<R: XskRings> Worker<R> {
         Ok(l)
     }
 
+    /// Keeps the app from accepting on `listener` (a diagnostics aid: the accept queue fills and overflows as
+    /// behind a stalled application, for `ss -l` and for testing clients against a full backlog).
+    pub fn hold_accept(&mut self, listener: ListenerId) {
+        self.held.push(listener);
+    }
+
     /// One pass of the loop. Returns the amount of work done (0: idle).
     pub fn poll_once(&mut self, now: Instant) -> usize {
-        let Worker { dp, engine, app, control, .. } = self;
+        let Worker { dp, engine, app, control, held, .. } = self;
         dp.set_now(now);
         let mut work = dp.reclaim();
         // Several rx batches per pass while they come full, so a burst is taken in before the kernel's rx ring
@@ -111,6 +120,9 @@ impl<R: XskRings> Worker<R> {
         }
         // Bounded by the events the engine queued during this pass plus what the app's calls add.
         while let Some(ev) = engine.poll_event() {
+            if matches!(ev, crate::tcp::Event::Incoming(l) if held.contains(&l)) {
+                continue;
+            }
             app.on_event(engine, now, ev);
             work += 1;
         }
