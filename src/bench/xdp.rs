@@ -21,7 +21,7 @@ use crate::tcp::{Counters, Engine};
 use crate::time::MonotonicClock;
 use crate::worker::{Datapath, NeighConfig, NeighbourShare, NetConfig, Worker};
 use crate::xdp::ring::XskRings;
-use crate::xdp::{Interface, RingConfig, XdpMode, XdpProgram, XskRsRings};
+use crate::xdp::{AnyRings, Interface, RingConfig, RingsKind, XdpMode, XdpProgram, XskBind};
 
 /// How long the connections get to close after the run (FINs out, last ACKs in).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -37,6 +37,8 @@ pub struct XdpOptions {
     pub cores: Vec<usize>,
     pub xdp_mode: XdpMode,
     pub frames: u32,
+    pub rings: RingsKind,
+    pub xsk_bind: XskBind,
 }
 
 /// The interface, the attached program and one datapath per queue.
@@ -46,8 +48,10 @@ pub struct XdpSetup {
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
     pub mtu: u32,
-    pub datapaths: Vec<(u32, Datapath<XskRsRings>)>,
+    pub datapaths: Vec<(u32, Datapath<AnyRings>)>,
     pub mode: XdpMode,
+    /// What the rings are (for the banner).
+    pub rings: String,
 }
 
 impl XdpSetup {
@@ -74,11 +78,15 @@ impl XdpSetup {
         let mtu = Engine::new(client_config(), crate::time::Instant::ZERO, 0).config().mtu.min(iface.mtu);
         let mut program = XdpProgram::load()?;
         program.add_local_addr(addr, true)?;
-        let ring_cfg = RingConfig { frame_count: o.frames, ..Default::default() };
+        let ring_cfg = RingConfig { frame_count: o.frames, bind: o.xsk_bind, ..Default::default() };
         let mut shares = NeighbourShare::mesh(queues);
         let mut datapaths = Vec::new();
+        let mut rings_desc = String::new();
         for q in 0..queues as u32 {
-            let rings = XskRsRings::create(&iface.name, q, &ring_cfg)?;
+            let rings = AnyRings::create(o.rings, &iface.name, q, &ring_cfg)?;
+            if rings_desc.is_empty() {
+                rings_desc = rings.describe();
+            }
             program.register_socket(q, rings.fd())?;
             let net = NetConfig { addr, prefix_len, gateway: o.gateway, mac: iface.mac, mtu: mtu as usize };
             let mut dp = Datapath::new(rings, net, ring_cfg.fill_size as usize, NeighConfig::default())?;
@@ -86,7 +94,7 @@ impl XdpSetup {
             datapaths.push((q, dp));
         }
         let mode = program.attach(iface.index, o.xdp_mode)?;
-        Ok(XdpSetup { program, iface, addr, prefix_len, mtu, datapaths, mode })
+        Ok(XdpSetup { program, iface, addr, prefix_len, mtu, datapaths, mode, rings: rings_desc })
     }
 
     /// RSS steering for `queues` > 1, so replies to our active opens arrive on the queue of the worker that opened.
@@ -140,8 +148,8 @@ impl XdpClient {
         let mut config = client_config();
         config.mtu = setup.mtu;
         let banner = format!(
-            "xdptcp bench: AF_XDP client {}/{} on {} ({} mode), {n} worker(s)",
-            setup.addr, setup.prefix_len, setup.iface.name, setup.mode
+            "xdptcp bench: AF_XDP client {}/{} on {} ({} mode, {}), {n} worker(s)",
+            setup.addr, setup.prefix_len, setup.iface.name, setup.mode, setup.rings
         );
         let mut workers = Vec::new();
         let mut outboxes = Vec::new();

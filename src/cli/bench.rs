@@ -19,7 +19,7 @@ use crate::bench::stats::{merge_all, sum_progress, Progress, ProgressSnapshot, W
 use crate::bench::xdp::{XdpClient, XdpOptions};
 use crate::bench::{hgrm, kernel, svg, synflood, sys, Clock, Mode, Workload};
 use crate::tcp::Counter;
-use crate::xdp::XdpMode;
+use crate::xdp::{RingsKind, XdpMode, XskBind};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -128,6 +128,12 @@ pub struct RunArgs {
     /// UMEM frames per queue of the AF_XDP client.
     #[arg(long, default_value_t = 8192)]
     pub frames: u32,
+    /// AF_XDP rings of the client: `raw` (our own) or `xsk-rs`.
+    #[arg(long, value_enum, default_value_t = RingsKind::Raw)]
+    pub rings: RingsKind,
+    /// AF_XDP socket mode of the client: auto, copy, zero-copy.
+    #[arg(long, value_enum, default_value_t = XskBind::Auto)]
+    pub xsk_bind: XskBind,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -301,6 +307,8 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             cores: a.cores.clone(),
             xdp_mode: a.xdp_mode,
             frames: a.frames,
+            rings: a.rings,
+            xsk_bind: a.xsk_bind,
         };
         let client = XdpClient::start(&o, parts, clock, stop.clone(), go.clone())?;
         if !a.quiet {
@@ -574,6 +582,8 @@ fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool
         cores: a.cores.clone(),
         xdp_mode: a.xdp_mode,
         frames: a.frames,
+        rings: a.rings,
+        xsk_bind: a.xsk_bind,
     };
     let rate = a.rate.unwrap_or(0.0);
     if !a.quiet {

@@ -20,7 +20,10 @@ use crate::tcp::{Config, Counter, Counters, Engine};
 use crate::time::MonotonicClock;
 use crate::worker::{Datapath, NeighConfig, NetConfig, Worker};
 use crate::xdp::ring::set_busy_poll;
-use crate::xdp::{BusyPoll, Interface, KernelStats, RingConfig, SteerStats, XdpMode, XdpProgram, XskRings, XskRsRings};
+use crate::xdp::{
+    AnyRings, BusyPoll, Interface, KernelStats, RingConfig, RingsKind, SteerStats, XdpMode, XdpProgram, XskBind,
+    XskRings,
+};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppName {
@@ -84,6 +87,12 @@ pub struct Args {
     /// UMEM frames (2 KiB each) per queue.
     #[arg(long, default_value_t = 16384)]
     pub frames: u32,
+    /// AF_XDP rings: `raw` (our own; UMEM in a memmap2 mapping, huge pages when reserved) or `xsk-rs`.
+    #[arg(long, value_enum, default_value_t = RingsKind::Raw)]
+    pub rings: RingsKind,
+    /// AF_XDP socket mode: zero-copy if the driver can (auto), always copy, or zero-copy or fail.
+    #[arg(long, value_enum, default_value_t = XskBind::Auto)]
+    pub xsk_bind: XskBind,
     /// Seconds to wait for connections to close on shutdown.
     #[arg(long, default_value_t = 3.0)]
     pub drain_timeout: f64,
@@ -225,11 +234,15 @@ impl Server {
         for &port in &args.listen {
             program.add_listen(addr, port)?;
         }
-        let ring_cfg = RingConfig { frame_count: args.frames, ..Default::default() };
+        let ring_cfg = RingConfig { frame_count: args.frames, bind: args.xsk_bind, ..Default::default() };
         let mut datapaths = Vec::new();
         let mut shares = crate::worker::NeighbourShare::mesh(queues.len());
+        let mut rings_desc = String::new();
         for &q in &queues {
-            let rings = XskRsRings::create(&iface.name, q, &ring_cfg)?;
+            let rings = AnyRings::create(args.rings, &iface.name, q, &ring_cfg)?;
+            if rings_desc.is_empty() {
+                rings_desc = rings.describe();
+            }
             if args.busy_poll > 0 {
                 set_busy_poll(rings.fd(), BusyPoll { usecs: args.busy_poll, budget: args.busy_poll_budget })
                     .context("setting busy-poll socket options")?;
@@ -288,8 +301,8 @@ impl Server {
             workers.push((q, handle));
         }
         let banner = format!(
-            "xdptcp: serving {} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, control \
-             socket `{control_name}`, ready",
+            "xdptcp: serving {} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, \
+             {rings_desc}, control socket `{control_name}`, ready",
             app.name(),
             iface.name,
             args.listen
