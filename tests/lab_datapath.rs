@@ -47,6 +47,7 @@ fn answers_arp_and_ping(kind: RingsKind, bind: XskBind) {
         let rings = AnyRings::create(kind, SERVER_IF, 0, &cfg)?;
         assert_eq!(rings.kind(), kind);
         let what = rings.describe();
+        eprintln!("rings: {what}");
         // veth has no zero-copy support: auto falls back to copy, and copy was asked for in the other run.
         assert!(what.contains("copy mode") && !what.contains("zero-copy"), "{what}");
         prog.register_socket(0, rings.fd())?;
