@@ -383,6 +383,29 @@ mod tests {
     }
 
     #[test]
+    fn rings_default_to_raw_and_xsk_rs_is_selectable() {
+        use clap::Parser;
+        let a = args(&[]);
+        assert_eq!((a.rings, a.xsk_bind), (RingsKind::Raw, XskBind::Auto));
+        let a = args(&["--rings", "xsk-rs", "--xsk-bind", "zero-copy"]);
+        assert_eq!((a.rings, a.xsk_bind), (RingsKind::XskRs, XskBind::ZeroCopy));
+        assert!(Cli::try_parse_from([
+            "x",
+            "--iface",
+            "lo",
+            "--addr",
+            "198.18.0.1",
+            "--listen",
+            "80",
+            "--app",
+            "http",
+            "--rings",
+            "libxdp"
+        ])
+        .is_err());
+    }
+
+    #[test]
     fn addresses_parse() {
         assert_eq!(parse_addr("198.18.0.1/24").unwrap(), (Ipv4Addr::new(198, 18, 0, 1), 24));
         assert_eq!(parse_addr("198.18.0.1").unwrap(), (Ipv4Addr::new(198, 18, 0, 1), 32));

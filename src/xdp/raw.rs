@@ -372,17 +372,23 @@ fn map_ring(fd: RawFd, pgoff: u64, len: u64, step: &'static str) -> Result<memma
     memmap2::MmapOptions::new().offset(pgoff).len(len).populate().map_raw(fd).map_err(|e| (step, e))
 }
 
-/// Pointer to a `u32` index of a ring mapping at byte offset `off`.
-fn index_at(map: &memmap2::MmapRaw, off: u64) -> NonNull<AtomicU32> {
-    assert!(off as usize + 4 <= map.len() && off % 4 == 0, "ring offset {off} outside its mapping");
-    // SAFETY: in bounds (checked); the kernel lays the indices out aligned.
-    NonNull::new(unsafe { map.as_mut_ptr().add(off as usize) }.cast()).expect("mapping is not null")
+/// Pointer to a `u32` index of a ring mapping at byte offset `off` (from XDP_MMAP_OFFSETS).
+fn index_at(map: &memmap2::MmapRaw, off: u64) -> Result<NonNull<AtomicU32>, StepError> {
+    at(map, off, 4, 4)
 }
 
-fn descs_at<T>(map: &memmap2::MmapRaw, off: u64, size: u32) -> NonNull<T> {
-    assert!(off as usize + size as usize * size_of::<T>() <= map.len(), "ring descriptors outside their mapping");
-    // SAFETY: in bounds (checked).
-    NonNull::new(unsafe { map.as_mut_ptr().add(off as usize) }.cast()).expect("mapping is not null")
+/// Pointer to a ring's `size` descriptors at byte offset `off`.
+fn descs_at<T>(map: &memmap2::MmapRaw, off: u64, size: u32) -> Result<NonNull<T>, StepError> {
+    at(map, off, size as u64 * size_of::<T>() as u64, std::mem::align_of::<T>() as u64)
+}
+
+fn at<T>(map: &memmap2::MmapRaw, off: u64, len: u64, align: u64) -> Result<NonNull<T>, StepError> {
+    if off.checked_add(len).is_none_or(|end| end > map.len() as u64) || off % align != 0 {
+        return Err(("XDP_MMAP_OFFSETS", io::Error::other(format!("ring offset {off} outside its mapping"))));
+    }
+    // SAFETY: in bounds (checked above).
+    let p = unsafe { map.as_mut_ptr().add(off as usize) };
+    NonNull::new(p.cast()).ok_or_else(|| ("mmap", io::Error::other("null mapping")))
 }
 
 impl Socket {
@@ -438,29 +444,29 @@ impl Socket {
         let (fill, comp, rx, tx) = unsafe {
             (
                 ProdRing::new(
-                    index_at(&fill_map, off.fr.producer),
-                    index_at(&fill_map, off.fr.consumer),
-                    index_at(&fill_map, off.fr.flags),
-                    descs_at(&fill_map, off.fr.desc, cfg.fill_size),
+                    index_at(&fill_map, off.fr.producer)?,
+                    index_at(&fill_map, off.fr.consumer)?,
+                    index_at(&fill_map, off.fr.flags)?,
+                    descs_at(&fill_map, off.fr.desc, cfg.fill_size)?,
                     cfg.fill_size,
                 ),
                 ConsRing::new(
-                    index_at(&comp_map, off.cr.producer),
-                    index_at(&comp_map, off.cr.consumer),
-                    descs_at(&comp_map, off.cr.desc, cfg.comp_size),
+                    index_at(&comp_map, off.cr.producer)?,
+                    index_at(&comp_map, off.cr.consumer)?,
+                    descs_at(&comp_map, off.cr.desc, cfg.comp_size)?,
                     cfg.comp_size,
                 ),
                 ConsRing::new(
-                    index_at(&rx_map, off.rx.producer),
-                    index_at(&rx_map, off.rx.consumer),
-                    descs_at(&rx_map, off.rx.desc, cfg.rx_size),
+                    index_at(&rx_map, off.rx.producer)?,
+                    index_at(&rx_map, off.rx.consumer)?,
+                    descs_at(&rx_map, off.rx.desc, cfg.rx_size)?,
                     cfg.rx_size,
                 ),
                 ProdRing::new(
-                    index_at(&tx_map, off.tx.producer),
-                    index_at(&tx_map, off.tx.consumer),
-                    index_at(&tx_map, off.tx.flags),
-                    descs_at(&tx_map, off.tx.desc, cfg.tx_size),
+                    index_at(&tx_map, off.tx.producer)?,
+                    index_at(&tx_map, off.tx.consumer)?,
+                    index_at(&tx_map, off.tx.flags)?,
+                    descs_at(&tx_map, off.tx.desc, cfg.tx_size)?,
                     cfg.tx_size,
                 ),
             )
