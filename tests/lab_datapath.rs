@@ -1,6 +1,7 @@
 //! The AF_XDP datapath alone (no TCP engine) on the veth lab: the XDP program steers ARP and ping for the stack's
 //! address to the socket, the datapath answers them, and a kernel client in another namespace sees the answers.
-//! Needs root (CAP_BPF, CAP_NET_ADMIN); skipped with a message otherwise.
+//! Run once per ring implementation (raw, the default, and xsk-rs). Needs root (CAP_BPF, CAP_NET_ADMIN); skipped
+//! with a message otherwise.
 
 mod lab;
 
@@ -9,19 +10,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lab::{enter_netns, is_root, unique_name};
+use lab::{enter_netns, is_root, serial, unique_name};
 use xdptcp::cli::lab::{LabGuard, PREFIX_LEN, ROUTER_SERVER_SIDE, SERVER_ADDR, SERVER_IF};
 use xdptcp::tcp::{Counter, Counters};
 use xdptcp::time::MonotonicClock;
 use xdptcp::worker::{Datapath, NeighConfig, NetConfig};
-use xdptcp::xdp::{Interface, RingConfig, XdpMode, XdpProgram, XskRings, XskRsRings};
+use xdptcp::xdp::{AnyRings, Interface, RingConfig, RingsKind, XdpMode, XdpProgram, XskBind, XskRings};
 
 #[test]
 fn datapath_answers_arp_and_ping() {
+    answers_arp_and_ping(RingsKind::Raw, XskBind::Auto);
+}
+
+#[test]
+fn datapath_answers_arp_and_ping_on_xsk_rs_rings_in_copy_mode() {
+    answers_arp_and_ping(RingsKind::XskRs, XskBind::Copy);
+}
+
+fn answers_arp_and_ping(kind: RingsKind, bind: XskBind) {
     if !is_root() {
         eprintln!("skipped: needs root for namespaces and XDP");
         return;
     }
+    let _serial = serial();
     let lab = LabGuard::up(&unique_name("dp"), None, lab::xdptcp_bin()).expect("lab up");
     let stop = Arc::new(AtomicBool::new(false));
     let ns = lab.server_ns();
@@ -32,8 +43,13 @@ fn datapath_answers_arp_and_ping() {
         let iface = Interface::lookup(SERVER_IF)?;
         let mut prog = XdpProgram::load()?;
         prog.add_local_addr(SERVER_ADDR, true)?;
-        let cfg = RingConfig { frame_count: 4096, fill_size: 2048, comp_size: 2048, ..Default::default() };
-        let rings = XskRsRings::create(SERVER_IF, 0, &cfg)?;
+        let cfg = RingConfig { frame_count: 4096, fill_size: 2048, comp_size: 2048, bind, ..Default::default() };
+        let rings = AnyRings::create(kind, SERVER_IF, 0, &cfg)?;
+        assert_eq!(rings.kind(), kind);
+        let what = rings.describe();
+        eprintln!("rings: {what}");
+        // veth has no zero-copy support: auto falls back to copy, and copy was asked for in the other run.
+        assert!(what.contains("copy mode") && !what.contains("zero-copy"), "{what}");
         prog.register_socket(0, rings.fd())?;
         let mode = prog.attach(iface.index, XdpMode::Auto)?;
         assert_eq!(mode, XdpMode::Native, "veth supports native XDP");

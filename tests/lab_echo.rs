@@ -1,6 +1,7 @@
 //! `xdptcp serve --app echo` in the veth lab against the Python kernel-socket client: 500 concurrent connections
 //! with 1 MiB each, every byte checked; half-close; abortive close seen as ECONNRESET; and the same bulk test
-//! through an impaired router (loss, reordering, delay, both ways). Needs root; skipped with a message otherwise.
+//! through an impaired router (loss, reordering, delay, both ways); and a bulk run on the xsk-rs rings (the
+//! alternative to the default raw rings). Needs root; skipped with a message otherwise.
 
 mod lab;
 
@@ -17,10 +18,27 @@ fn echo_500_connections_of_1_mib() {
     let _serial = serial();
     let lab = LabGuard::up(&unique_name("echo"), None, xdptcp_bin()).expect("lab up");
     let mut server = serve(&lab, &["--app", "echo", "--listen", "7"]);
+    assert!(server.banner.contains("raw rings"), "raw rings are the default: {}", server.banner);
     let (ok, out) = echo_client(&lab, &["--port", "7", "--conns", "500", "--bytes", "1048576", "--timeout", "240"]);
     let counters = server.stop().expect("orderly stop");
     assert!(ok, "echo client: {out}");
     assert!(counters.get(Counter::PassiveOpens) >= 500, "{counters:?}");
+}
+
+#[test]
+fn echo_on_xsk_rs_rings() {
+    if !is_root() {
+        eprintln!("skipped: needs root for namespaces and XDP");
+        return;
+    }
+    let _serial = serial();
+    let lab = LabGuard::up(&unique_name("xskrs"), None, xdptcp_bin()).expect("lab up");
+    let mut server = serve(&lab, &["--app", "echo", "--listen", "7", "--rings", "xsk-rs"]);
+    assert!(server.banner.contains("xsk-rs rings"), "{}", server.banner);
+    let (ok, out) = echo_client(&lab, &["--port", "7", "--conns", "100", "--bytes", "1048576", "--timeout", "120"]);
+    let counters = server.stop().expect("orderly stop");
+    assert!(ok, "echo client: {out}");
+    assert!(counters.get(Counter::PassiveOpens) >= 100, "{counters:?}");
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::tcp::{Counters, Engine};
 use crate::time::MonotonicClock;
 use crate::worker::{Datapath, NeighConfig, NeighbourShare, NetConfig, Worker};
 use crate::xdp::ring::XskRings;
-use crate::xdp::{Interface, RingConfig, XdpMode, XdpProgram, XskRsRings};
+use crate::xdp::{AnyRings, Interface, RingConfig, RingsKind, XdpMode, XdpProgram, XskBind};
 
 /// How long the connections get to close after the run (FINs out, last ACKs in).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -43,6 +43,8 @@ pub struct XdpOptions {
     pub control_name: Option<String>,
     /// Write every frame of the run into this pcapng file (bounded rings: drops counted, never a stall).
     pub pcap: Option<PathBuf>,
+    pub rings: RingsKind,
+    pub xsk_bind: XskBind,
 }
 
 /// The interface, the attached program and one datapath per queue.
@@ -54,8 +56,10 @@ pub struct XdpSetup {
     pub addrs: Vec<Ipv4Addr>,
     pub prefix_len: u8,
     pub mtu: u32,
-    pub datapaths: Vec<(u32, Datapath<XskRsRings>)>,
+    pub datapaths: Vec<(u32, Datapath<AnyRings>)>,
     pub mode: XdpMode,
+    /// What the rings are (for the banner).
+    pub rings: String,
 }
 
 impl XdpSetup {
@@ -86,11 +90,15 @@ impl XdpSetup {
         for &a in &addrs {
             program.add_local_addr(a, true)?;
         }
-        let ring_cfg = RingConfig { frame_count: o.frames, ..Default::default() };
+        let ring_cfg = RingConfig { frame_count: o.frames, bind: o.xsk_bind, ..Default::default() };
         let mut shares = NeighbourShare::mesh(queues);
         let mut datapaths = Vec::new();
+        let mut rings_desc = String::new();
         for q in 0..queues as u32 {
-            let rings = XskRsRings::create(&iface.name, q, &ring_cfg)?;
+            let rings = AnyRings::create(o.rings, &iface.name, q, &ring_cfg)?;
+            if rings_desc.is_empty() {
+                rings_desc = rings.describe();
+            }
             program.register_socket(q, rings.fd())?;
             let net = NetConfig { addr, prefix_len, gateway: o.gateway, mac: iface.mac, mtu: mtu as usize };
             let mut dp = Datapath::new(rings, net, ring_cfg.fill_size as usize, NeighConfig::default())?;
@@ -101,7 +109,7 @@ impl XdpSetup {
             datapaths.push((q, dp));
         }
         let mode = program.attach(iface.index, o.xdp_mode)?;
-        Ok(XdpSetup { program, iface, addr, addrs, prefix_len, mtu, datapaths, mode })
+        Ok(XdpSetup { program, iface, addr, addrs, prefix_len, mtu, datapaths, mode, rings: rings_desc })
     }
 
     /// RSS steering for `queues` > 1, so replies to our active opens arrive on the queue of the worker that opened.
@@ -207,7 +215,7 @@ impl XdpClient {
             (None, None) => None,
         };
         let mut banner = format!(
-            "xdptcp bench: AF_XDP client {}{}/{} on {} ({} mode), {n} worker(s)",
+            "xdptcp bench: AF_XDP client {}{}/{} on {} ({} mode, {}), {n} worker(s)",
             setup.addr,
             match setup.addrs.last() {
                 Some(last) if setup.addrs.len() > 1 => format!("-{last} ({} source addresses)", setup.addrs.len()),
@@ -215,7 +223,8 @@ impl XdpClient {
             },
             setup.prefix_len,
             setup.iface.name,
-            setup.mode
+            setup.mode,
+            setup.rings
         );
         if let Some(name) = &o.control_name {
             banner.push_str(&format!(", control socket `{name}`"));

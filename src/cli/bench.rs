@@ -19,7 +19,7 @@ use crate::bench::stats::{merge_all, sum_progress, Progress, ProgressSnapshot, W
 use crate::bench::xdp::{XdpClient, XdpOptions};
 use crate::bench::{ceiling, hgrm, kernel, svg, synflood, sys, Clock, Mode, Workload};
 use crate::tcp::Counter;
-use crate::xdp::XdpMode;
+use crate::xdp::{RingsKind, XdpMode, XskBind};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -166,6 +166,12 @@ pub struct RunArgs {
     /// printed, the workers never wait).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// AF_XDP rings of the client: `raw` (our own) or `xsk-rs`.
+    #[arg(long, value_enum, default_value_t = RingsKind::Raw)]
+    pub rings: RingsKind,
+    /// AF_XDP socket mode of the client: auto, copy, zero-copy.
+    #[arg(long, value_enum, default_value_t = XskBind::Auto)]
+    pub xsk_bind: XskBind,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -345,6 +351,8 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             frames: a.frames,
             control_name: control_name(&a),
             pcap: a.pcap.clone(),
+            rings: a.rings,
+            xsk_bind: a.xsk_bind,
         };
         let client = XdpClient::start(&o, parts, clock, stop.clone(), go.clone())?;
         if !a.quiet {
@@ -641,6 +649,8 @@ fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool
         // The flood writes raw frames without an engine: nothing to look inside.
         control_name: None,
         pcap: None,
+        rings: a.rings,
+        xsk_bind: a.xsk_bind,
     };
     let rate = a.rate.unwrap_or(0.0);
     if !a.quiet {
@@ -715,6 +725,8 @@ fn run_sink(a: SinkArgs) -> anyhow::Result<ExitCode> {
         frames: a.frames,
         control_name: None,
         pcap: None,
+        rings: RingsKind::Raw,
+        xsk_bind: XskBind::Auto,
     };
     let duration = match a.duration {
         Some(d) if !(d > 0.0 && d <= 86_400.0) => bail!("--duration must be between 0 and 86400 seconds"),

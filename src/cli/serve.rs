@@ -20,7 +20,10 @@ use crate::tcp::{Config, Counter, Counters, Engine};
 use crate::time::MonotonicClock;
 use crate::worker::{Datapath, NeighConfig, NetConfig, Worker};
 use crate::xdp::ring::set_busy_poll;
-use crate::xdp::{BusyPoll, Interface, KernelStats, RingConfig, SteerStats, XdpMode, XdpProgram, XskRings, XskRsRings};
+use crate::xdp::{
+    AnyRings, BusyPoll, Interface, KernelStats, RingConfig, RingsKind, SteerStats, XdpMode, XdpProgram, XskBind,
+    XskRings,
+};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppName {
@@ -108,6 +111,12 @@ pub struct Args {
     /// them with `xdptcp ss -l`) and further handshakes meet a full backlog, as behind a stalled application.
     #[arg(long, value_delimiter = ',', value_name = "PORT")]
     pub hold_accept: Vec<u16>,
+    /// AF_XDP rings: `raw` (our own; UMEM in a memmap2 mapping, huge pages when reserved) or `xsk-rs`.
+    #[arg(long, value_enum, default_value_t = RingsKind::Raw)]
+    pub rings: RingsKind,
+    /// AF_XDP socket mode: zero-copy if the driver can (auto), always copy, or zero-copy or fail.
+    #[arg(long, value_enum, default_value_t = XskBind::Auto)]
+    pub xsk_bind: XskBind,
     /// Seconds to wait for connections to close on shutdown.
     #[arg(long, default_value_t = 3.0)]
     pub drain_timeout: f64,
@@ -276,11 +285,15 @@ impl Server {
         for &port in &args.listen {
             program.add_listen(addr, port)?;
         }
-        let ring_cfg = RingConfig { frame_count: args.frames, ..Default::default() };
+        let ring_cfg = RingConfig { frame_count: args.frames, bind: args.xsk_bind, ..Default::default() };
         let mut datapaths = Vec::new();
         let mut shares = crate::worker::NeighbourShare::mesh(queues.len());
+        let mut rings_desc = String::new();
         for &q in &queues {
-            let rings = XskRsRings::create(&iface.name, q, &ring_cfg)?;
+            let rings = AnyRings::create(args.rings, &iface.name, q, &ring_cfg)?;
+            if rings_desc.is_empty() {
+                rings_desc = rings.describe();
+            }
             if args.busy_poll > 0 {
                 set_busy_poll(rings.fd(), BusyPoll { usecs: args.busy_poll, budget: args.busy_poll_budget })
                     .context("setting busy-poll socket options")?;
@@ -402,7 +415,7 @@ impl Server {
             if args.app_threads > 0 { format!(" on {} app thread(s)", args.app_threads) } else { String::new() };
         let banner = format!(
             "xdptcp: serving {}{model} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, \
-             control socket `{control_name}`, ready",
+             {rings_desc}, control socket `{control_name}`, ready",
             app.name(),
             iface.name,
             args.listen
@@ -499,6 +512,29 @@ mod tests {
         std::fs::remove_file(&dir).unwrap();
         assert_eq!((c.tcp_delack_ms, c.tcp_sack), (30, false));
         assert!(load_config(&args(&["--config", "/nonexistent/xdptcp.toml"])).is_err());
+    }
+
+    #[test]
+    fn rings_default_to_raw_and_xsk_rs_is_selectable() {
+        use clap::Parser;
+        let a = args(&[]);
+        assert_eq!((a.rings, a.xsk_bind), (RingsKind::Raw, XskBind::Auto));
+        let a = args(&["--rings", "xsk-rs", "--xsk-bind", "zero-copy"]);
+        assert_eq!((a.rings, a.xsk_bind), (RingsKind::XskRs, XskBind::ZeroCopy));
+        assert!(Cli::try_parse_from([
+            "x",
+            "--iface",
+            "lo",
+            "--addr",
+            "198.18.0.1",
+            "--listen",
+            "80",
+            "--app",
+            "http",
+            "--rings",
+            "libxdp"
+        ])
+        .is_err());
     }
 
     #[test]

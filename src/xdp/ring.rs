@@ -1,5 +1,6 @@
 //! The four AF_XDP rings and the UMEM behind one small trait of our own, [`XskRings`], so the worker does not depend
-//! on the crate that maps them (`xsk-rs` today; raw rings could replace it without touching the worker).
+//! on what maps them: [`RawRings`](super::raw::RawRings) (our own, the default) or [`XskRsRings`] (the `xsk-rs`
+//! crate, kept selectable for comparison); [`AnyRings`] is either, chosen at run time by [`RingsKind`].
 //!
 //! Frames are named by their UMEM address (`u64`, the offset of the packet data from the start of the UMEM), exactly
 //! as the kernel names them in ring descriptors. Ownership of a frame moves with the address: the worker owns it when
@@ -106,6 +107,20 @@ pub struct RingConfig {
     pub tx_size: u32,
     /// Try to back the UMEM with huge pages first.
     pub huge_pages: bool,
+    /// Copy or zero-copy mode for the socket.
+    pub bind: XskBind,
+}
+
+/// How the AF_XDP socket moves packets (the bind flags).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum XskBind {
+    /// Zero-copy where the driver supports it, else copy (no flag: the kernel picks).
+    #[default]
+    Auto,
+    /// XDP_COPY: always copy (works on every driver, e.g. veth).
+    Copy,
+    /// XDP_ZEROCOPY: fail unless the driver can do zero-copy.
+    ZeroCopy,
 }
 
 impl Default for RingConfig {
@@ -120,6 +135,7 @@ impl Default for RingConfig {
             rx_size: 4096,
             tx_size: 4096,
             huge_pages: true,
+            bind: XskBind::Auto,
         }
     }
 }
@@ -160,7 +176,8 @@ pub struct XskRsRings {
     frame_size: u64,
     /// Offset of the packet data within a frame (XDP headroom).
     data_offset: u64,
-    umem_len: u64,
+    /// Bytes of frames in the UMEM.
+    pub umem_len: u64,
     fill_size: u32,
     tx_size: u32,
     fd: RawFd,
@@ -198,7 +215,14 @@ impl XskRsRings {
             .rx_queue_size(QueueSize::new(cfg.rx_size).context("rx ring size")?)
             .tx_queue_size(QueueSize::new(cfg.tx_size).context("tx ring size")?)
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
+            .bind_flags(
+                BindFlags::XDP_USE_NEED_WAKEUP
+                    | match cfg.bind {
+                        XskBind::Auto => BindFlags::empty(),
+                        XskBind::Copy => BindFlags::XDP_COPY,
+                        XskBind::ZeroCopy => BindFlags::XDP_ZEROCOPY,
+                    },
+            )
             .build();
         let iface: Interface = ifname.parse().context("interface name")?;
         let mut delay = std::time::Duration::from_millis(10);
@@ -417,6 +441,145 @@ impl XskRings for XskRsRings {
         let len = self.clamp(addr, len);
         // SAFETY: as `frame`, and `&mut self` keeps other borrows of the UMEM out.
         unsafe { std::slice::from_raw_parts_mut(self.base.add(addr as usize), len) }
+    }
+}
+
+/// Which [`XskRings`] implementation to create.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RingsKind {
+    /// Our own rings on libc, UMEM in a `memmap2` mapping ([`RawRings`](super::raw::RawRings)).
+    #[default]
+    Raw,
+    /// The `xsk-rs` crate ([`XskRsRings`]).
+    XskRs,
+}
+
+impl std::fmt::Display for RingsKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RingsKind::Raw => "raw",
+            RingsKind::XskRs => "xsk-rs",
+        })
+    }
+}
+
+/// Either implementation, so the datapath type stays the same whichever is chosen (one predictable branch per
+/// call, not a virtual call).
+pub enum AnyRings {
+    Raw(super::raw::RawRings),
+    XskRs(XskRsRings),
+}
+
+impl AnyRings {
+    pub fn create(kind: RingsKind, ifname: &str, queue: u32, cfg: &RingConfig) -> anyhow::Result<AnyRings> {
+        Ok(match kind {
+            RingsKind::Raw => AnyRings::Raw(super::raw::RawRings::create(ifname, queue, cfg)?),
+            RingsKind::XskRs => AnyRings::XskRs(XskRsRings::create(ifname, queue, cfg)?),
+        })
+    }
+
+    pub fn kind(&self) -> RingsKind {
+        match self {
+            AnyRings::Raw(_) => RingsKind::Raw,
+            AnyRings::XskRs(_) => RingsKind::XskRs,
+        }
+    }
+
+    /// E.g. "raw rings, copy mode, UMEM 32 MiB on 4 KiB pages", for the startup banner.
+    pub fn describe(&self) -> String {
+        let (huge, bytes) = match self {
+            AnyRings::Raw(r) => (r.umem().huge_pages(), r.umem().len()),
+            AnyRings::XskRs(r) => (r.huge_pages, r.umem_len),
+        };
+        let mode = match super::raw::zero_copy(self.fd()) {
+            Some(true) => "zero-copy",
+            Some(false) => "copy",
+            None => "unknown",
+        };
+        let pages = if huge { "2 MiB huge pages" } else { "4 KiB pages" };
+        format!("{} rings, {mode} mode, UMEM {} MiB on {pages}", self.kind(), bytes >> 20)
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $r:ident => $e:expr) => {
+        match $self {
+            AnyRings::Raw($r) => $e,
+            AnyRings::XskRs($r) => $e,
+        }
+    };
+}
+
+impl XskRings for AnyRings {
+    #[inline]
+    fn rx_consume(&mut self, out: &mut [Desc]) -> usize {
+        each!(self, r => r.rx_consume(out))
+    }
+    #[inline]
+    fn fill_free(&mut self) -> usize {
+        each!(self, r => r.fill_free())
+    }
+    #[inline]
+    fn fill_produce(&mut self, addrs: &[u64]) -> usize {
+        each!(self, r => r.fill_produce(addrs))
+    }
+    #[inline]
+    fn fill_needs_wakeup(&self) -> bool {
+        each!(self, r => r.fill_needs_wakeup())
+    }
+    #[inline]
+    fn tx_free(&mut self) -> usize {
+        each!(self, r => r.tx_free())
+    }
+    #[inline]
+    fn tx_pending(&mut self) -> usize {
+        each!(self, r => r.tx_pending())
+    }
+    #[inline]
+    fn tx_produce(&mut self, descs: &[Desc]) -> usize {
+        each!(self, r => r.tx_produce(descs))
+    }
+    #[inline]
+    fn tx_needs_wakeup(&self) -> bool {
+        each!(self, r => r.tx_needs_wakeup())
+    }
+    fn tx_wakeup(&mut self) -> io::Result<()> {
+        each!(self, r => r.tx_wakeup())
+    }
+    fn rx_wakeup(&mut self) -> io::Result<()> {
+        each!(self, r => r.rx_wakeup())
+    }
+    #[inline]
+    fn comp_consume(&mut self, out: &mut [u64]) -> usize {
+        each!(self, r => r.comp_consume(out))
+    }
+    fn poll_rx(&mut self, timeout_ms: i32) -> io::Result<bool> {
+        each!(self, r => r.poll_rx(timeout_ms))
+    }
+    fn fd(&self) -> RawFd {
+        each!(self, r => r.fd())
+    }
+    fn frame_addrs(&self) -> Vec<u64> {
+        each!(self, r => r.frame_addrs())
+    }
+    fn frame_capacity(&self) -> usize {
+        each!(self, r => r.frame_capacity())
+    }
+    fn frame_size(&self) -> u64 {
+        each!(self, r => r.frame_size())
+    }
+    fn kernel_stats(&self) -> Option<KernelStats> {
+        each!(self, r => r.kernel_stats())
+    }
+    #[inline]
+    unsafe fn frame(&self, addr: u64, len: usize) -> &[u8] {
+        // SAFETY: forwarded contract.
+        each!(self, r => unsafe { r.frame(addr, len) })
+    }
+    #[inline]
+    unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
+        // SAFETY: forwarded contract.
+        each!(self, r => unsafe { r.frame_mut(addr, len) })
     }
 }
 
