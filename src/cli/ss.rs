@@ -163,6 +163,13 @@ pub fn details(i: &TcpDetails) -> String {
     parts.push(format!("retrans:{}/{}", i.retransmits, i.total_retransmits));
     parts.push(format!("snd_wnd:{}", i.snd_wnd));
     parts.push(format!("rcv_wnd:{}", i.rcv_wnd));
+    // As Linux, only once measured: they show receive-buffer autotuning at work.
+    if i.rcv_rtt_us > 0 {
+        parts.push(format!("rcv_rtt:{}", ms(i.rcv_rtt_us)));
+    }
+    if i.rcv_space > 0 {
+        parts.push(format!("rcv_space:{} rcvbuf:{}", i.rcv_space, i.rcvbuf));
+    }
     parts.join(" ")
 }
 
@@ -239,11 +246,20 @@ mod tests {
             rcv_wscale: 7,
             timestamps: true,
             sack: true,
+            rcv_rtt_us: 0,
+            rcv_space: 0,
+            rcvbuf: 131072,
         };
         assert_eq!(
             details(&d),
             "ts sack wscale:7,7 rto:200 rtt:0.062/0.031 mss:1448 cwnd:10 bytes_in_flight:0 retrans:0/2 \
              snd_wnd:65535 rcv_wnd:65535"
+        );
+        let tuned = TcpDetails { rcv_rtt_us: 1_000, rcv_space: 400_000, rcvbuf: 900_000, ..d };
+        assert!(
+            details(&tuned).ends_with("rcv_wnd:65535 rcv_rtt:1 rcv_space:400000 rcvbuf:900000"),
+            "{}",
+            details(&tuned)
         );
     }
 }

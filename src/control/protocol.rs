@@ -121,6 +121,15 @@ pub struct TcpDetails {
     pub rcv_wscale: u8,
     pub timestamps: bool,
     pub sack: bool,
+    /// Receiver-side RTT that paces buffer autotuning (0: not measured).
+    #[serde(default)]
+    pub rcv_rtt_us: u64,
+    /// Bytes the application read in the last measured RTT.
+    #[serde(default)]
+    pub rcv_space: u32,
+    /// Receive-buffer capacity (grows with autotuning).
+    #[serde(default)]
+    pub rcvbuf: u32,
 }
 
 impl SockRecord {
@@ -150,6 +159,9 @@ impl SockRecord {
                 rcv_wscale: c.rcv_wscale,
                 timestamps: c.timestamps,
                 sack: c.sack,
+                rcv_rtt_us: c.rcv_rtt.as_micros() as u64,
+                rcv_space: c.rcv_space,
+                rcvbuf: c.rcvbuf,
             }),
         }
     }
