@@ -16,6 +16,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::app::AppSpec;
+use crate::stack::handoff::{self, MeshProbe};
+use crate::stack::steer::{Owners, SteeringMode};
+use crate::worker::run::Sharding;
 use crate::tcp::{Config, Counter, Counters, Engine};
 use crate::time::MonotonicClock;
 use crate::worker::{Datapath, NeighConfig, NetConfig, Worker};
@@ -87,6 +90,11 @@ pub struct Args {
     /// Seconds to wait for connections to close on shutdown.
     #[arg(long, default_value_t = 3.0)]
     pub drain_timeout: f64,
+    /// Who owns a connection with several queues: `nic` the NIC's RSS (read with ethtool -x; zero hand-offs),
+    /// `hash` our own symmetric hash (packets landing on another worker are handed off), `auto` nic if it can be
+    /// read and matches, else hash.
+    #[arg(long, value_enum, default_value_t = SteeringMode::Auto)]
+    pub steering: SteeringMode,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -102,11 +110,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     print!("{}", report.counters.to_text());
     for (q, c, k) in &report.per_queue {
         println!(
-            "Queue{q}: RxFrames {} TxFrames {} PassiveOpens {} ActiveOpens {}",
+            "Queue{q}: RxFrames {} TxFrames {} PassiveOpens {} ActiveOpens {} HandoffOut {} HandoffIn {} HandoffDrop {}",
             c.get(Counter::RxFrames),
             c.get(Counter::TxFrames),
             c.get(Counter::PassiveOpens),
-            c.get(Counter::ActiveOpens)
+            c.get(Counter::ActiveOpens),
+            c.get(Counter::HandoffOut),
+            c.get(Counter::HandoffIn),
+            c.get(Counter::HandoffDrop)
         );
         if let Some(k) = k {
             println!(
@@ -173,6 +184,8 @@ pub struct Server {
     workers: Vec<(u32, WorkerHandle)>,
     snapshots: Vec<Arc<Mutex<Counters>>>,
     banner: String,
+    /// The hand-off rings, to count what was still queued when the workers stopped.
+    mesh: Option<MeshProbe>,
 }
 
 impl Server {
@@ -242,6 +255,20 @@ impl Server {
         }
         // Attach last: by now every queue has its socket, so nothing steered is lost.
         let mode = program.attach(iface.index, args.xdp_mode)?;
+        let (mut shards, mesh, steering) = if queues.len() > 1 {
+            let (owners, fallback) =
+                Owners::for_interface(&iface.name, &queues, args.steering).map_err(|e| anyhow::anyhow!(e))?;
+            if let Some(why) = fallback {
+                eprintln!("xdptcp: {why}: steering by hash, packets landing on another worker are handed off");
+            }
+            let (rings, probe) = handoff::mesh(queues.len(), handoff::DEFAULT_SLOTS, iface.mtu as usize)
+                .context("creating the hand-off rings")?;
+            let owners = Arc::new(owners);
+            let shards: Vec<_> = rings.into_iter().map(|r| Some((owners.clone(), r))).collect();
+            (shards, Some(probe), format!(", {}", owners.describe()))
+        } else {
+            (Vec::new(), None, String::new())
+        };
 
         let drain = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 3600.0));
         let control_name = args.name.clone().unwrap_or_else(|| format!("{}-{}", iface.name, std::process::id()));
@@ -263,8 +290,10 @@ impl Server {
         let mut snapshots = Vec::new();
         for (i, (q, dp)) in datapaths.into_iter().enumerate() {
             let clock = MonotonicClock::new();
-            let engine = Engine::new(config.clone(), clock.now(), rand::random());
+            let mut engine = Engine::new(config.clone(), clock.now(), rand::random());
+            let sharding = shards.get_mut(i).and_then(Option::take).map(|(o, r)| Sharding::new(o, r, &mut engine));
             let mut worker = Worker::new(dp, engine, app.build(), clock);
+            worker.handoff = sharding;
             if let Some((server, _)) = control.as_ref() {
                 worker.control = Some(server.register_worker(crate::control::LinkType::RawIpv4));
             }
@@ -288,13 +317,13 @@ impl Server {
             workers.push((q, handle));
         }
         let banner = format!(
-            "xdptcp: serving {} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, control \
-             socket `{control_name}`, ready",
+            "xdptcp: serving {} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}{steering}, XDP {mode} mode, \
+             control socket `{control_name}`, ready",
             app.name(),
             iface.name,
             args.listen
         );
-        Ok(Server { _control: control, program, workers, snapshots, banner })
+        Ok(Server { _control: control, program, workers, snapshots, banner, mesh })
     }
 
     /// One line saying what runs where (ends in "ready": tests and scripts wait for it).
@@ -318,9 +347,13 @@ impl Server {
         let mut counters = Counters::default();
         let mut per_queue = Vec::new();
         let mut failed = Vec::new();
-        for (q, h) in self.workers.drain(..) {
+        for (i, (q, h)) in self.workers.drain(..).enumerate() {
             match h.join() {
-                Ok((c, k)) => {
+                Ok((mut c, k)) => {
+                    // Handed to this worker after it stopped: never delivered.
+                    if let Some(m) = &self.mesh {
+                        c.add(Counter::HandoffDrop, m.queued_for(i));
+                    }
                     counters.merge(&c);
                     per_queue.push((q, c, k));
                 }

@@ -55,7 +55,7 @@ counters! {
         TCPConnectNoPorts;
     Xdptcp: RxFrames, TxFrames, RxMalformed, RxNotOurs, RxRingEmpty, TxRingFull, FillRingEmpty, FramesInUse,
         HandOffs, ArpRequestsIn, ArpRepliesIn, ArpRequestsOut, ArpRepliesOut, ArpQueueDrops, ArpResolveFails,
-        TxNoBuffer, ConnTableFull, OrphanConns, TimeWaitConns;
+        TxNoBuffer, ConnTableFull, OrphanConns, TimeWaitConns, HandoffOut, HandoffIn, HandoffDrop;
 }
 
 /// A worker's counters: a flat array indexed by [`Counter`].
