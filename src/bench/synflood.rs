@@ -189,7 +189,7 @@ pub fn run(
         std::thread::sleep(Duration::from_micros(200));
     }
     report.seconds = clock.elapsed().as_secs_f64();
-    setup.detach(1);
+    setup.detach(&o.queue_list(1));
     Ok(report)
 }
 

@@ -128,6 +128,12 @@ pub struct RunArgs {
     /// UMEM frames per queue of the AF_XDP client.
     #[arg(long, default_value_t = 8192)]
     pub frames: u32,
+    /// AF_XDP client with several cores: who owns a connection (`nic`, `hash` or `auto`, as `xdptcp serve`).
+    #[arg(long, value_enum, default_value_t = crate::stack::steer::SteeringMode::Auto)]
+    pub steering: crate::stack::steer::SteeringMode,
+    /// AF_XDP client: the queue of each worker, in --cores order (default 0, 1, ...).
+    #[arg(long, value_delimiter = ',')]
+    pub queues: Vec<u32>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -301,6 +307,8 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             cores: a.cores.clone(),
             xdp_mode: a.xdp_mode,
             frames: a.frames,
+            steering: a.steering,
+            queues: a.queues.clone(),
         };
         let client = XdpClient::start(&o, parts, clock, stop.clone(), go.clone())?;
         if !a.quiet {
@@ -505,11 +513,17 @@ impl Runner {
             Runner::Xdp(c) => {
                 let (stats, counters) = c.wait()?;
                 let tw = progress.iter().map(|p| p.engine_time_wait.load(Ordering::Relaxed)).sum();
-                let trouble = CLIENT_TROUBLE
+                let mut trouble: Vec<(String, u64)> = CLIENT_TROUBLE
                     .iter()
                     .map(|&c| (c.name().to_string(), counters.get(c)))
                     .filter(|(_, v)| *v > 0)
                     .collect();
+                // Several workers: the hand-offs between them, zeros included (zero is the goal).
+                if progress.len() > 1 {
+                    for c in [Counter::HandoffOut, Counter::HandoffIn, Counter::HandoffDrop] {
+                        trouble.push((c.name().to_string(), counters.get(c)));
+                    }
+                }
                 Ok(Finished { stats, client_time_wait: Some(tw), client_counters: trouble })
             }
             Runner::Kernel(handles) => {
@@ -574,6 +588,8 @@ fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool
         cores: a.cores.clone(),
         xdp_mode: a.xdp_mode,
         frames: a.frames,
+        steering: a.steering,
+        queues: a.queues.clone(),
     };
     let rate = a.rate.unwrap_or(0.0);
     if !a.quiet {

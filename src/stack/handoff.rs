@@ -188,6 +188,9 @@ pub struct Handoff {
     peers: Vec<Arc<Doorbell>>,
     /// Peers sent to since the last `ring_doorbells`.
     sent_to: Vec<bool>,
+    /// Workers that have not finished yet (shared by the mesh), and whether this one has.
+    running: Arc<AtomicUsize>,
+    finished: bool,
     /// Indexed by the destination worker; None for `me`.
     out: Vec<Option<Producer>>,
     /// Indexed by the source worker; None for `me`.
@@ -212,6 +215,7 @@ impl MeshProbe {
 /// bytes. Returns one [`Handoff`] per worker, in worker order, and a probe for leftovers.
 pub fn mesh(workers: usize, slots: usize, slot_size: usize) -> std::io::Result<(Vec<Handoff>, MeshProbe)> {
     let bells: Vec<Arc<Doorbell>> = (0..workers).map(|_| Doorbell::new().map(Arc::new)).collect::<Result<_, _>>()?;
+    let running = Arc::new(AtomicUsize::new(workers));
     let rings: Vec<Vec<Option<Arc<Ring>>>> = (0..workers)
         .map(|from| {
             (0..workers).map(|to| (from != to).then(|| Arc::new(Ring::new(slots, slot_size)))).collect()
@@ -223,6 +227,8 @@ pub fn mesh(workers: usize, slots: usize, slot_size: usize) -> std::io::Result<(
             bell: bells[me].clone(),
             peers: bells.clone(),
             sent_to: vec![false; workers],
+            running: running.clone(),
+            finished: false,
             out: rings[me].iter().map(|r| r.as_ref().map(|r| Producer { ring: r.clone(), head_cache: 0 })).collect(),
             inbox: (0..workers).map(|from| rings[from][me].as_ref().map(|r| Consumer { ring: r.clone() })).collect(),
         })
@@ -258,6 +264,19 @@ impl Handoff {
                 self.peers[to].ring();
             }
         }
+    }
+
+    /// Says this worker is done with its own connections. It must keep its queue served (packets of other
+    /// workers' flows still land on it and are handed over) until [`all_finished`](Self::all_finished).
+    pub fn finish(&mut self) {
+        if !std::mem::replace(&mut self.finished, true) {
+            self.running.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Every worker of the mesh has finished.
+    pub fn all_finished(&self) -> bool {
+        self.running.load(Ordering::Acquire) == 0
     }
 
     /// Sleeps until the AF_XDP socket `xsk_fd` has input, a peer hands us a packet, or `timeout_ms` passes.
@@ -371,5 +390,16 @@ mod tests {
         a.ring_doorbells();
         let slept = sleeper.join().unwrap();
         assert!(slept < std::time::Duration::from_secs(4), "not woken: {slept:?}");
+    }
+
+    #[test]
+    fn all_finished_only_after_every_worker() {
+        let (mut hs, _) = mesh(3, 2, 8).unwrap();
+        hs[0].finish();
+        hs[0].finish();
+        hs[1].finish();
+        assert!(!hs[0].all_finished());
+        hs[2].finish();
+        assert!(hs.iter().all(|h| h.all_finished()));
     }
 }

@@ -28,6 +28,8 @@ const MAX_SLEEP: Duration = Duration::from_millis(5);
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Receive batches per loop iteration.
 const RX_BATCHES: usize = 4;
+/// How long past its own drain deadline a worker keeps serving its queue for the others.
+pub const HANDOFF_GRACE: Duration = Duration::from_secs(1);
 
 /// One queue's worker: datapath, engine and app, owned by one thread.
 pub struct Worker<R: XskRings> {
@@ -122,6 +124,13 @@ impl<R: XskRings> Worker<R> {
                     // meets one engine). Out = In + Drop once the rings are empty.
                     match h.owners.owner_of_packet(pkt) {
                         Some(owner) if owner != h.rings.me() => {
+                            tracing::trace!(
+                                from = h.rings.me(),
+                                to = owner,
+                                flags = pkt.get(((pkt[0] & 0x0f) as usize) * 4 + 13).copied().unwrap_or(0),
+                                len = pkt.len(),
+                                "hand-off"
+                            );
                             let c = engine.counters_mut();
                             c.inc(Counter::HandoffOut);
                             if h.rings.send(owner, pkt).is_err() {
@@ -201,7 +210,16 @@ impl<R: XskRings> Worker<R> {
             if let Some(until) = draining_until {
                 let (live, _time_wait) = self.engine.connection_count();
                 if (live == 0 && self.dp.tx_outstanding() == 0) || now >= until {
-                    break;
+                    match self.handoff.as_mut() {
+                        // Our queue still carries other workers' flows: keep handing them over until every
+                        // worker is done (bounded: each stops at its own drain deadline, we a little later).
+                        Some(h) if !h.rings.all_finished() && now < until + HANDOFF_GRACE => h.rings.finish(),
+                        Some(h) => {
+                            h.rings.finish();
+                            break;
+                        }
+                        None => break,
+                    }
                 }
             }
             if now.saturating_since(last_publish) >= PUBLISH_EVERY {
