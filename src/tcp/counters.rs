@@ -54,7 +54,7 @@ counters! {
         TCPDSACKOldSent, TCPDSACKRecv, TCPSACKReneging, TCPDSACKOfoSent, OutOfWindowIcmps, TCPOrphanDrop,
         TCPConnectNoPorts;
     Xdptcp: RxFrames, TxFrames, RxMalformed, RxNotOurs, RxRingEmpty, TxRingFull, FillRingEmpty, FramesInUse,
-        HandOffs, ArpRequestsIn, ArpRepliesIn, ArpRequestsOut, ArpRepliesOut, ArpQueueDrops, ArpResolveFails,
+        RxToEngine, ArpRequestsIn, ArpRepliesIn, ArpRequestsOut, ArpRepliesOut, ArpQueueDrops, ArpResolveFails,
         TxNoBuffer, ConnTableFull, OrphanConns, TimeWaitConns, HandoffOut, HandoffIn, HandoffDrop;
 }
 
