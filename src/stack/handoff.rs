@@ -217,9 +217,7 @@ pub fn mesh(workers: usize, slots: usize, slot_size: usize) -> std::io::Result<(
     let bells: Vec<Arc<Doorbell>> = (0..workers).map(|_| Doorbell::new().map(Arc::new)).collect::<Result<_, _>>()?;
     let running = Arc::new(AtomicUsize::new(workers));
     let rings: Vec<Vec<Option<Arc<Ring>>>> = (0..workers)
-        .map(|from| {
-            (0..workers).map(|to| (from != to).then(|| Arc::new(Ring::new(slots, slot_size)))).collect()
-        })
+        .map(|from| (0..workers).map(|to| (from != to).then(|| Arc::new(Ring::new(slots, slot_size)))).collect())
         .collect();
     let handoffs = (0..workers)
         .map(|me| Handoff {

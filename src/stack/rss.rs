@@ -235,8 +235,7 @@ pub fn read_nic_rss_info(iface: &str) -> std::io::Result<NicRss> {
         let mut rxnfc = vec![0u8; 256];
         rxnfc[..4].copy_from_slice(&ETHTOOL_GRXFH.to_ne_bytes());
         rxnfc[4..8].copy_from_slice(&TCP_V4_FLOW.to_ne_bytes());
-        let tcp4_fields =
-            call(&mut rxnfc).ok().map(|_| u64::from_ne_bytes(rxnfc[8..16].try_into().expect("8 bytes")));
+        let tcp4_fields = call(&mut rxnfc).ok().map(|_| u64::from_ne_bytes(rxnfc[8..16].try_into().expect("8 bytes")));
         Ok(NicRss { key, indirection, hfunc, tcp4_fields })
     })();
     // SAFETY: fd was opened above and is not used after this.

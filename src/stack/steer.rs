@@ -71,8 +71,7 @@ impl Owners {
     /// The NIC model: `key` and `indirection` as the NIC reported them, `queues[i]` served by worker `i`. Fails if
     /// the table sends flows to a queue no worker serves, or the key is not a 40-byte Toeplitz key.
     pub fn nic(key: &[u8], indirection: &[u32], queues: &[u32]) -> Result<Owners, String> {
-        let key: [u8; 40] =
-            key.try_into().map_err(|_| format!("RSS key of {} bytes (40 expected)", key.len()))?;
+        let key: [u8; 40] = key.try_into().map_err(|_| format!("RSS key of {} bytes (40 expected)", key.len()))?;
         if indirection.is_empty() {
             return Err("empty RSS indirection table".into());
         }
