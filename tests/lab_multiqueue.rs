@@ -117,7 +117,7 @@ fn bench(lab: &Lab, queues: &str, extra: &[&str]) -> String {
     let out = Command::new("timeout")
         .args(["90", "ip", "netns", "exec", &lab.server_ns(), xdptcp_bin().to_str().unwrap(), "bench"])
         .args(["--target", &target, "--iface", "xs0", "--addr", "198.18.0.1/24", "--cores", "0,1", "--queues"])
-        .args([queues, "--steering", "hash", "--timeout", "20", "--quiet"])
+        .args([queues, "--timeout", "20", "--quiet"])
         .args(extra)
         .output()
         .expect("running xdptcp bench");
@@ -160,11 +160,19 @@ fn active_opens_with_known_steering_need_no_hand_off() {
     let st = Lab::command_in(&lab.router_ns(), "sh").args(["-c", &xps]).status().expect("sh");
     assert!(st.success(), "configuring XPS on the router's side of the veth");
     let _server = KernelServer::start(&lab);
-    let rps = bench(&lab, "1,2", &["--mode", "rps", "--connections", "16", "--requests", "20000"]);
+    let rps =
+        bench(&lab, "1,2", &["--steering", "hash", "--mode", "rps", "--connections", "16", "--requests", "20000"]);
     assert_complete(&rps, "requests", 20000);
-    let cps = bench(&lab, "1,2", &["--mode", "cps", "--connections", "8", "--requests", "2000"]);
+    let cps = bench(&lab, "1,2", &["--steering", "hash", "--mode", "cps", "--connections", "8", "--requests", "2000"]);
     assert_complete(&cps, "connections", 2000);
-    for text in [&rps, &cps] {
+    // The NIC model with a configured key (what `deploy/rss.sh` sets), on queues 1 and 2: the port picker aims at
+    // the queues through the equal table, the owners map queues back to workers.
+    let key = "6d:5a:".repeat(20);
+    let nic = ["--steering", "nic", "--rss-key", &key[..key.len() - 1]];
+    let cps_nic =
+        bench(&lab, "1,2", &[&nic[..], &["--mode", "cps", "--connections", "8", "--requests", "2000"]].concat());
+    assert_complete(&cps_nic, "connections", 2000);
+    for text in [&rps, &cps, &cps_nic] {
         assert!(text.contains("HandoffOut"), "hand-off counters reported: {text}");
         assert_eq!(client_counter(text, "HandoffOut"), 0, "the opener owns every reply: {text}");
         assert_eq!(client_counter(text, "HandoffDrop"), 0, "{text}");
@@ -182,7 +190,8 @@ fn active_opens_with_unknown_steering_are_handed_off() {
     // half of the flows come back on the other worker's queue and are handed off.
     let lab = LabGuard::up_with(&unique_name("mqu"), None, xdptcp_bin(), 2).expect("lab up");
     let _server = KernelServer::start(&lab);
-    let text = bench(&lab, "0,1", &["--mode", "rps", "--connections", "32", "--requests", "20000"]);
+    let text =
+        bench(&lab, "0,1", &["--steering", "hash", "--mode", "rps", "--connections", "32", "--requests", "20000"]);
     assert_complete(&text, "requests", 20000);
     let (out, inn, drop) =
         (client_counter(&text, "HandoffOut"), client_counter(&text, "HandoffIn"), client_counter(&text, "HandoffDrop"));

@@ -46,6 +46,8 @@ pub struct XdpOptions {
     pub steering: SteeringMode,
     /// Queues to run the workers on, one each (default 0..workers).
     pub queues: Vec<u32>,
+    /// A configured RSS key (see `xdptcp serve --rss-key`).
+    pub rss_key: Option<String>,
 }
 
 impl XdpOptions {
@@ -115,12 +117,16 @@ impl XdpSetup {
     }
 
     /// Who owns which connection for `queues` > 1 workers, and why `auto` fell back to the hash if it did.
-    pub fn owners(&self, mode: SteeringMode) -> anyhow::Result<Option<(Owners, Option<String>)>> {
+    pub fn owners(
+        &self,
+        mode: SteeringMode,
+        rss_key: Option<&str>,
+    ) -> anyhow::Result<Option<(Owners, Option<String>)>> {
         if self.datapaths.len() <= 1 {
             return Ok(None);
         }
         let qs: Vec<u32> = self.datapaths.iter().map(|(q, _)| *q).collect();
-        Owners::for_interface(&self.iface.name, &qs, mode).map(Some).map_err(|e| anyhow::anyhow!(e))
+        Owners::for_interface(&self.iface.name, &qs, mode, rss_key).map(Some).map_err(|e| anyhow::anyhow!(e))
     }
 
     /// Detaches the program (the interface is left as found).
@@ -160,7 +166,7 @@ impl XdpClient {
             bail!("{n} workers need {n} cores, --cores lists {}", o.cores.len());
         }
         let mut setup = XdpSetup::new(o, n)?;
-        let owners = setup.owners(o.steering)?;
+        let owners = setup.owners(o.steering, o.rss_key.as_deref())?;
         let queue_list = o.queue_list(n);
         let mut config = client_config();
         config.mtu = setup.mtu;

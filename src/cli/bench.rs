@@ -134,6 +134,9 @@ pub struct RunArgs {
     /// AF_XDP client: the queue of each worker, in --cores order (default 0, 1, ...).
     #[arg(long, value_delimiter = ',')]
     pub queues: Vec<u32>,
+    /// AF_XDP client: the NIC's RSS key when it cannot be read (as `xdptcp serve --rss-key`).
+    #[arg(long, value_name = "HEX")]
+    pub rss_key: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -309,6 +312,7 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             frames: a.frames,
             steering: a.steering,
             queues: a.queues.clone(),
+            rss_key: a.rss_key.clone(),
         };
         let client = XdpClient::start(&o, parts, clock, stop.clone(), go.clone())?;
         if !a.quiet {
@@ -590,6 +594,7 @@ fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool
         frames: a.frames,
         steering: a.steering,
         queues: a.queues.clone(),
+        rss_key: a.rss_key.clone(),
     };
     let rate = a.rate.unwrap_or(0.0);
     if !a.quiet {

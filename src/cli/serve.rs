@@ -95,6 +95,10 @@ pub struct Args {
     /// read and matches, else hash.
     #[arg(long, value_enum, default_value_t = SteeringMode::Auto)]
     pub steering: SteeringMode,
+    /// The NIC's RSS key (hex, as `ethtool -x` prints it) when it cannot be read, with the table `ethtool -X IF
+    /// equal N` sets over the served queues (see deploy/rss.sh).
+    #[arg(long, value_name = "HEX")]
+    pub rss_key: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -257,7 +261,8 @@ impl Server {
         let mode = program.attach(iface.index, args.xdp_mode)?;
         let (mut shards, mesh, steering) = if queues.len() > 1 {
             let (owners, fallback) =
-                Owners::for_interface(&iface.name, &queues, args.steering).map_err(|e| anyhow::anyhow!(e))?;
+                Owners::for_interface(&iface.name, &queues, args.steering, args.rss_key.as_deref())
+                    .map_err(|e| anyhow::anyhow!(e))?;
             if let Some(why) = fallback {
                 eprintln!("xdptcp: {why}: steering by hash, packets landing on another worker are handed off");
             }

@@ -93,10 +93,30 @@ impl Owners {
         })
     }
 
-    /// Chooses the model for `queues` on `iface` (one worker per queue, in order). Returns the owners and, when
-    /// `auto` fell back to the hash, why.
-    pub fn for_interface(iface: &str, queues: &[u32], mode: SteeringMode) -> Result<(Owners, Option<String>), String> {
+    /// The NIC model from a key given by hand (a NIC whose RSS cannot be read but was set up with a known key, e.g.
+    /// by `deploy/rss.sh`), with the table `ethtool -X IF equal N` sets: bucket `i` to the `i % N`-th served queue.
+    /// 128 buckets; for N a power of two the mapping is the same whatever the NIC's table size.
+    pub fn configured(key: &[u8], queues: &[u32]) -> Result<Owners, String> {
+        if queues.is_empty() {
+            return Err("no queues".into());
+        }
+        let table: Vec<u32> = (0..HASH_TABLE_SIZE).map(|i| queues[i % queues.len()]).collect();
+        Owners::nic(key, &table, queues)
+    }
+
+    /// Chooses the model for `queues` on `iface` (one worker per queue, in order); `key` is a configured RSS key
+    /// (hex bytes, `:` optional) that replaces reading the NIC's. Returns the owners and, when `auto` fell back
+    /// to the hash, why.
+    pub fn for_interface(
+        iface: &str,
+        queues: &[u32],
+        mode: SteeringMode,
+        key: Option<&str>,
+    ) -> Result<(Owners, Option<String>), String> {
         let nic = || -> Result<Owners, String> {
+            if let Some(k) = key {
+                return Owners::configured(&parse_key(k)?, queues);
+            }
             let info = read_nic_rss_info(iface).map_err(|e| format!("{iface} does not report its RSS hash: {e}"))?;
             if info.hfunc != 0 && info.hfunc & super::rss::ETH_RSS_HASH_TOP == 0 {
                 return Err(format!("{iface} hashes with function {:#x}, not Toeplitz", info.hfunc));
@@ -112,8 +132,13 @@ impl Owners {
             Owners::nic(&info.key, &info.indirection, queues)
         };
         match mode {
+            SteeringMode::Hash if key.is_some() => {
+                Err("--rss-key describes the NIC: use --steering nic or auto".into())
+            }
             SteeringMode::Hash => Ok((Owners::hash(queues.len()), None)),
             SteeringMode::Nic => nic().map(|o| (o, None)),
+            // A configured key that does not parse is an error, not a reason to fall back.
+            SteeringMode::Auto if key.is_some() => nic().map(|o| (o, None)),
             SteeringMode::Auto => match nic() {
                 Ok(o) => Ok((o, None)),
                 Err(why) => Ok((Owners::hash(queues.len()), Some(why))),
@@ -165,6 +190,15 @@ impl Owners {
     }
 }
 
+/// An RSS key as `ethtool -x` prints it (`6d:5a:...`) or as plain hex.
+pub fn parse_key(s: &str) -> Result<Vec<u8>, String> {
+    let hex: String = s.chars().filter(|&c| c != ':').collect();
+    if hex.is_empty() || hex.len() % 2 != 0 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("RSS key {s:?}: expected hex bytes like 6d:5a:6d:5a:..."));
+    }
+    Ok((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("checked hex")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +239,31 @@ mod tests {
         assert!(Owners::nic(&MICROSOFT_KEY, &table, &[4]).is_err(), "queue 6 unserved");
         assert!(Owners::nic(&MICROSOFT_KEY[..20], &table, &[4, 6]).is_err());
         assert!(Owners::nic(&MICROSOFT_KEY, &[], &[4, 6]).is_err());
+    }
+
+    #[test]
+    fn configured_key_is_the_equal_table_over_the_served_queues() {
+        let text = "6d:5a:".repeat(20);
+        let key = parse_key(&text[..text.len() - 1]).unwrap();
+        assert_eq!(key[..], SYMMETRIC_KEY[..]);
+        assert_eq!(parse_key(&"6d5a".repeat(20)).unwrap(), key);
+        for bad in ["", "6d:5", "zz", "6d:5a:g0"] {
+            assert!(parse_key(bad).is_err(), "{bad:?}");
+        }
+        // ethtool -X IF hkey <symmetric> equal 2 over queues 0 and 1 is exactly our hash model.
+        let (nic, hash) = (Owners::configured(&key, &[0, 1]).unwrap(), Owners::hash(2));
+        for port in 1024..3024u16 {
+            assert_eq!(nic.owner(A, B, port, 80), hash.owner(A, B, port, 80));
+        }
+        assert_eq!(nic.model, Model::Nic);
+        assert!(Owners::configured(&key[..39], &[0, 1]).is_err());
+        let (o, fallback) = Owners::for_interface("lo", &[0, 1], SteeringMode::Auto, Some(&text)).unwrap();
+        assert_eq!((o.model, fallback), (Model::Nic, None));
+        assert!(Owners::for_interface("lo", &[0, 1], SteeringMode::Auto, Some("xx")).is_err());
+        assert!(Owners::for_interface("lo", &[0, 1], SteeringMode::Hash, Some(&text)).is_err());
+        let (o, fallback) = Owners::for_interface("lo", &[0, 1], SteeringMode::Auto, None).unwrap();
+        assert!(o.model == Model::Hash && fallback.is_some(), "lo has no RSS");
+        assert!(Owners::for_interface("lo", &[0, 1], SteeringMode::Nic, None).is_err());
     }
 
     #[test]
