@@ -79,6 +79,9 @@ pub struct Producer {
     ring: Arc<Ring>,
     /// The consumer's position as last seen: re-read only when the ring looks full.
     head_cache: usize,
+    /// Next slot to write; published to the consumer (`tail`) by `publish`, once per batch, so the shared line
+    /// moves once per batch rather than once per packet.
+    tail: usize,
 }
 
 /// The receiving end of one ring.
@@ -94,13 +97,13 @@ pub enum PushError {
 }
 
 impl Producer {
-    /// Copies `packet` into the next slot and publishes it.
+    /// Copies `packet` into the next slot (seen by the consumer after [`publish`](Self::publish)).
     pub fn push(&mut self, packet: &[u8]) -> Result<(), PushError> {
         let r = &*self.ring;
         if packet.len() > r.slot_size || packet.len() > u16::MAX as usize {
             return Err(PushError::TooLarge);
         }
-        let tail = r.tail.load(Ordering::Relaxed);
+        let tail = self.tail;
         if tail.wrapping_sub(self.head_cache) > r.mask {
             self.head_cache = r.head.load(Ordering::Acquire);
             if tail.wrapping_sub(self.head_cache) > r.mask {
@@ -112,8 +115,18 @@ impl Producer {
             std::ptr::copy_nonoverlapping(packet.as_ptr(), r.slot_ptr(tail), packet.len());
             *r.lens[tail & r.mask].get() = packet.len() as u16;
         }
-        r.tail.store(tail.wrapping_add(1), Ordering::Release);
+        self.tail = tail.wrapping_add(1);
         Ok(())
+    }
+
+    /// Makes the packets pushed so far visible to the consumer. Returns whether there were new ones.
+    pub fn publish(&mut self) -> bool {
+        let r = &*self.ring;
+        let new = r.tail.load(Ordering::Relaxed) != self.tail;
+        if new {
+            r.tail.store(self.tail, Ordering::Release);
+        }
+        new
     }
 }
 
@@ -186,7 +199,7 @@ pub struct Handoff {
     bell: Arc<Doorbell>,
     /// Peers' doorbells, by worker.
     peers: Vec<Arc<Doorbell>>,
-    /// Peers sent to since the last `ring_doorbells`.
+    /// Peers sent to since the last `flush`.
     sent_to: Vec<bool>,
     /// Workers that have not finished yet (shared by the mesh), and whether this one has.
     running: Arc<AtomicUsize>,
@@ -227,7 +240,10 @@ pub fn mesh(workers: usize, slots: usize, slot_size: usize) -> std::io::Result<(
             sent_to: vec![false; workers],
             running: running.clone(),
             finished: false,
-            out: rings[me].iter().map(|r| r.as_ref().map(|r| Producer { ring: r.clone(), head_cache: 0 })).collect(),
+            out: rings[me]
+                .iter()
+                .map(|r| r.as_ref().map(|r| Producer { ring: r.clone(), head_cache: 0, tail: 0 }))
+                .collect(),
             inbox: (0..workers).map(|from| rings[from][me].as_ref().map(|r| Consumer { ring: r.clone() })).collect(),
         })
         .collect();
@@ -242,7 +258,7 @@ impl Handoff {
         self.out.len()
     }
 
-    /// Sends a packet to worker `to` (call [`ring_doorbells`](Self::ring_doorbells) after a batch).
+    /// Sends a packet to worker `to` (call [`flush`](Self::flush) after a batch).
     pub fn send(&mut self, to: usize, packet: &[u8]) -> Result<(), PushError> {
         match self.out.get_mut(to).and_then(|p| p.as_mut()) {
             Some(p) => {
@@ -255,10 +271,13 @@ impl Handoff {
         }
     }
 
-    /// Wakes the peers that were sent packets since the last call, if they sleep.
-    pub fn ring_doorbells(&mut self) {
+    /// Publishes the packets sent since the last call and wakes their receivers if they sleep.
+    pub fn flush(&mut self) {
         for (to, sent) in self.sent_to.iter_mut().enumerate() {
             if std::mem::take(sent) {
+                if let Some(p) = self.out[to].as_mut() {
+                    p.publish();
+                }
                 self.peers[to].ring();
             }
         }
@@ -322,6 +341,9 @@ mod tests {
         assert_eq!(a.send(1, &[9; 10]), Err(PushError::Full));
         assert_eq!(a.send(1, &[0; 65]), Err(PushError::TooLarge));
         assert_eq!(a.send(0, &[0; 1]), Err(PushError::TooLarge), "never to oneself");
+        assert_eq!(probe.queued_for(1), 0, "not published yet");
+        assert_eq!(b.receive(16, &mut |_| panic!("unpublished")), 0);
+        a.flush();
         assert_eq!(probe.queued_for(1), 4);
         assert_eq!(probe.queued_for(0), 0);
         let mut got = Vec::new();
@@ -329,6 +351,7 @@ mod tests {
         assert_eq!(got, vec![vec![0; 10], vec![1; 10], vec![2; 10]]);
         // Room again; order continues across the wrap.
         a.send(1, &[7; 3]).unwrap();
+        a.flush();
         got.clear();
         assert_eq!(b.receive(16, &mut |p| got.push(p.to_vec())), 2);
         assert_eq!(got, vec![vec![3; 10], vec![7; 3]]);
@@ -350,10 +373,15 @@ mod tests {
                 p[4..len].fill(i as u8);
                 if a.send(1, &p[..len]).is_ok() {
                     i += 1;
+                    if i % 16 == 0 {
+                        a.flush();
+                    }
                 } else {
+                    a.flush();
                     std::hint::spin_loop();
                 }
             }
+            a.flush();
         });
         let mut next = 0u32;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -385,9 +413,50 @@ mod tests {
         });
         std::thread::sleep(std::time::Duration::from_millis(100));
         a.send(1, b"x").unwrap();
-        a.ring_doorbells();
+        a.flush();
         let slept = sleeper.join().unwrap();
         assert!(slept < std::time::Duration::from_secs(4), "not woken: {slept:?}");
+    }
+
+    /// The cost of one hand-off between cores (README, "Scaling across cores"):
+    /// `cargo test --release --lib stack::handoff::tests::cost_between_two_cores -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement: run by hand"]
+    fn cost_between_two_cores() {
+        for size in [64usize, 1500] {
+            let (mut hs, _) = mesh(2, DEFAULT_SLOTS, 1500).unwrap();
+            let mut b = hs.pop().unwrap();
+            let mut a = hs.pop().unwrap();
+            const N: u64 = 2_000_000;
+            let t = std::time::Instant::now();
+            let producer = std::thread::spawn(move || {
+                core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
+                let packet = vec![7u8; size];
+                let mut i = 0;
+                while i < N {
+                    if a.send(1, &packet).is_ok() {
+                        i += 1;
+                        // A worker publishes once per receive pass (up to 256 packets); 32 is conservative.
+                        if i % 32 == 0 {
+                            a.flush();
+                        }
+                    } else {
+                        a.flush();
+                        std::hint::spin_loop();
+                    }
+                }
+                a.flush();
+            });
+            core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
+            let (mut got, mut bytes) = (0u64, 0u64);
+            while got < N {
+                got += b.receive(64, &mut |p| bytes += p.len() as u64) as u64;
+            }
+            producer.join().unwrap();
+            assert_eq!(bytes, N * size as u64);
+            let ns = t.elapsed().as_nanos() as f64 / N as f64;
+            println!("{size} B: {ns:.1} ns per hand-off ({:.1} M/s)", 1e3 / ns);
+        }
     }
 
     #[test]

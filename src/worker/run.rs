@@ -150,7 +150,7 @@ impl<R: XskRings> Worker<R> {
         }
         dp.refill();
         if let Some(h) = handoff.as_mut() {
-            h.rings.ring_doorbells();
+            h.rings.flush();
             // What the other workers handed us, read in place from the ring slots; bounded per pass like rx.
             work += h.rings.receive(RX_BATCHES * super::BATCH, &mut |pkt| {
                 engine.counters_mut().inc(Counter::HandoffIn);
