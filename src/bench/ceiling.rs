@@ -151,7 +151,7 @@ pub fn sink(o: &XdpOptions, duration: Duration, stop: &AtomicBool, counted: &Ato
         }
     }
     report.seconds = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
-    setup.detach(1);
+    setup.detach(&o.queue_list(1));
     Ok(report)
 }
 

@@ -167,7 +167,7 @@ pub fn blast(
     avoid.extend_from_slice(&setup.addrs);
     avoid.extend(o.gateway);
     if let Err(e) = prepare(&setup, &avoid) {
-        setup.detach(1);
+        setup.detach(&o.queue_list(1));
         return Err(e);
     }
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::from_entropy();
@@ -221,7 +221,7 @@ pub fn blast(
         std::thread::sleep(Duration::from_micros(200));
     }
     report.seconds = clock.elapsed().as_secs_f64();
-    setup.detach(1);
+    setup.detach(&o.queue_list(1));
     Ok(report)
 }
 

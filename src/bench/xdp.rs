@@ -17,15 +17,20 @@ use super::engine_app::{client_config, BenchApp, Outbox};
 use super::stats::{Progress, WorkerStats};
 use super::{Clock, Workload};
 use crate::cli::serve::parse_addr;
-use crate::stack::rss::{read_nic_rss, RssSteering, Toeplitz};
+use crate::stack::handoff::{self, MeshProbe};
+use crate::stack::steer::{Owners, SteeringMode};
+use crate::tcp::Counter;
 use crate::tcp::{Counters, Engine};
 use crate::time::MonotonicClock;
+use crate::worker::run::Sharding;
 use crate::worker::{Datapath, NeighConfig, NeighbourShare, NetConfig, Worker};
 use crate::xdp::ring::XskRings;
 use crate::xdp::{AnyRings, Interface, RingConfig, RingsKind, XdpMode, XdpProgram, XskBind};
 
 /// How long the connections get to close after the run (FINs out, last ACKs in).
 const DRAIN: Duration = Duration::from_secs(2);
+/// Longest a finished worker keeps serving its queue for workers still running (a bound, should one hang).
+const HANDOFF_WAIT: Duration = Duration::from_secs(60);
 
 /// Where the AF_XDP client lives.
 #[derive(Clone, Debug)]
@@ -45,6 +50,23 @@ pub struct XdpOptions {
     pub pcap: Option<PathBuf>,
     pub rings: RingsKind,
     pub xsk_bind: XskBind,
+    /// Who owns a connection with several workers (see `xdptcp serve --steering`).
+    pub steering: SteeringMode,
+    /// Queues to run the workers on, one each (default 0..workers).
+    pub queues: Vec<u32>,
+    /// A configured RSS key (see `xdptcp serve --rss-key`).
+    pub rss_key: Option<String>,
+}
+
+impl XdpOptions {
+    /// The queue of each of `workers` workers.
+    pub fn queue_list(&self, workers: usize) -> Vec<u32> {
+        if self.queues.is_empty() {
+            (0..workers as u32).collect()
+        } else {
+            self.queues.clone()
+        }
+    }
 }
 
 /// The interface, the attached program and one datapath per queue.
@@ -82,8 +104,13 @@ impl XdpSetup {
                 bail!("gateway {gw} is not on {addr}/{prefix_len}");
             }
         }
-        if queues == 0 || queues as u32 > iface.rx_queues {
-            bail!("{} has {} receive queue(s); {queues} worker(s) need as many", iface.name, iface.rx_queues);
+        let list = o.queue_list(queues);
+        if queues == 0 || list.len() != queues || list.iter().any(|&q| q >= iface.rx_queues) {
+            bail!(
+                "{} has {} receive queue(s); {queues} worker(s) on queues {list:?} do not fit",
+                iface.name,
+                iface.rx_queues
+            );
         }
         let mtu = Engine::new(client_config(), crate::time::Instant::ZERO, 0).config().mtu.min(iface.mtu);
         let mut program = XdpProgram::load()?;
@@ -94,7 +121,7 @@ impl XdpSetup {
         let mut shares = NeighbourShare::mesh(queues);
         let mut datapaths = Vec::new();
         let mut rings_desc = String::new();
-        for q in 0..queues as u32 {
+        for &q in &list {
             let rings = AnyRings::create(o.rings, &iface.name, q, &ring_cfg)?;
             if rings_desc.is_empty() {
                 rings_desc = rings.describe();
@@ -112,22 +139,22 @@ impl XdpSetup {
         Ok(XdpSetup { program, iface, addr, addrs, prefix_len, mtu, datapaths, mode, rings: rings_desc })
     }
 
-    /// RSS steering for `queues` > 1, so replies to our active opens arrive on the queue of the worker that opened.
-    pub fn steering(&self, queues: usize) -> anyhow::Result<Option<RssSteering>> {
-        if queues <= 1 {
+    /// Who owns which connection for `queues` > 1 workers, and why `auto` fell back to the hash if it did.
+    pub fn owners(
+        &self,
+        mode: SteeringMode,
+        rss_key: Option<&str>,
+    ) -> anyhow::Result<Option<(Owners, Option<String>)>> {
+        if self.datapaths.len() <= 1 {
             return Ok(None);
         }
-        let (key, table) = read_nic_rss(&self.iface.name).with_context(|| {
-            format!("{} does not report its RSS hash (ethtool -x); run the xdptcp client on one core", self.iface.name)
-        })?;
-        let key: [u8; 40] = key.get(..40).and_then(|k| k.try_into().ok()).context("RSS key shorter than 40 bytes")?;
-        let indirection = table.iter().map(|&q| q as u16).collect();
-        Ok(Some(RssSteering { toeplitz: Toeplitz::new(key), indirection }))
+        let qs: Vec<u32> = self.datapaths.iter().map(|(q, _)| *q).collect();
+        Owners::for_interface(&self.iface.name, &qs, mode, rss_key).map(Some).map_err(|e| anyhow::anyhow!(e))
     }
 
     /// Detaches the program (the interface is left as found).
-    pub fn detach(mut self, queues: usize) {
-        for q in 0..queues as u32 {
+    pub fn detach(mut self, queues: &[u32]) {
+        for &q in queues {
             let _ = self.program.unregister_socket(q);
         }
         self.program.detach();
@@ -176,6 +203,9 @@ pub struct XdpClient {
     /// The attached program (its datapaths moved to the workers).
     setup: Option<XdpSetup>,
     workers: Vec<std::thread::JoinHandle<Counters>>,
+    /// The hand-off rings (several workers), to count what was left in them.
+    mesh: Option<MeshProbe>,
+    queues: Vec<u32>,
     outboxes: Vec<Outbox>,
     pub progress: Vec<Arc<Progress>>,
     pub banner: String,
@@ -199,9 +229,24 @@ impl XdpClient {
             bail!("{n} workers need {n} cores, --cores lists {}", o.cores.len());
         }
         let mut setup = XdpSetup::new(o, n)?;
-        let steering = setup.steering(n)?;
+        let owners = setup.owners(o.steering, o.rss_key.as_deref())?;
+        let queue_list = o.queue_list(n);
         let mut config = client_config();
         config.mtu = setup.mtu;
+        let mut steering = String::new();
+        let (mut shards, mesh) = match owners {
+            Some((owners, fallback)) => {
+                if let Some(why) = fallback {
+                    steering = format!(" ({why})");
+                }
+                steering = format!(", {}{steering}", owners.describe());
+                let (rings, probe) = handoff::mesh(n, handoff::DEFAULT_SLOTS, setup.iface.mtu as usize)
+                    .context("creating the hand-off rings")?;
+                let owners = Arc::new(owners);
+                (rings.into_iter().map(|r| Some((owners.clone(), r))).collect::<Vec<_>>(), Some(probe))
+            }
+            None => (Vec::new(), None),
+        };
         let control = match &o.control_name {
             Some(name) => {
                 let cfg = crate::control::ServerConfig::for_name(name).map_err(anyhow::Error::msg)?;
@@ -215,7 +260,7 @@ impl XdpClient {
             (None, None) => None,
         };
         let mut banner = format!(
-            "xdptcp bench: AF_XDP client {}{}/{} on {} ({} mode, {}), {n} worker(s)",
+            "xdptcp bench: AF_XDP client {}{}/{} on {} ({} mode, {}), {n} worker(s){steering}",
             setup.addr,
             match setup.addrs.last() {
                 Some(last) if setup.addrs.len() > 1 => format!("-{last} ({} source addresses)", setup.addrs.len()),
@@ -257,14 +302,14 @@ impl XdpClient {
         for (i, (((q, dp, mut engine, mclock), w), control)) in
             built.into_iter().zip(workloads).zip(controls).enumerate()
         {
-            if let Some(s) = &steering {
-                engine.set_rss_steering(s.clone(), q as u16);
-            }
+            // Active opens pick source ports whose replies this worker owns.
+            let sharding = shards.get_mut(i).and_then(Option::take).map(|(o, r)| Sharding::new(o, r, &mut engine));
             let p = Arc::new(Progress::default());
             let outbox: Outbox = Arc::new(Mutex::new(None));
             let app = BenchApp::new(w, setup.addrs.clone(), clock, p.clone(), outbox.clone(), go.clone());
             let mut worker = Worker::new(dp, engine, Box::new(app), mclock);
             worker.control = control;
+            worker.handoff = sharding;
             let core = o.cores.get(i).copied();
             let (stop, p2) = (stop.clone(), p.clone());
             let h = std::thread::Builder::new()
@@ -282,21 +327,27 @@ impl XdpClient {
             outboxes.push(outbox);
             progress.push(p);
         }
-        Ok(XdpClient { setup: Some(setup), workers, outboxes, progress, banner, control, pcap })
+        Ok(XdpClient { setup: Some(setup), workers, mesh, queues: queue_list, outboxes, progress, banner, control, pcap })
     }
 
     /// Waits for the workers, detaches the program, returns each worker's results and its engine counters.
     pub fn wait(mut self) -> anyhow::Result<(Vec<WorkerStats>, Counters)> {
         let mut counters = Counters::default();
         let mut failed = 0;
-        for h in self.workers.drain(..) {
+        for (i, h) in self.workers.drain(..).enumerate() {
             match h.join() {
-                Ok(c) => counters.merge(&c),
+                Ok(mut c) => {
+                    // Handed to this worker after it stopped: never delivered.
+                    if let Some(m) = &self.mesh {
+                        c.add(Counter::HandoffDrop, m.queued_for(i));
+                    }
+                    counters.merge(&c)
+                }
                 Err(_) => failed += 1,
             }
         }
         if let Some(setup) = self.setup.take() {
-            setup.detach(self.outboxes.len());
+            setup.detach(&self.queues);
         }
         self.control = None;
         if let Some(f) = self.pcap.take() {
@@ -342,7 +393,16 @@ fn drive<R: XskRings>(
             Some(until) => {
                 let (live, _) = worker.engine.connection_count();
                 if (live == 0 && worker.dp.tx_outstanding() == 0) || now >= until {
-                    break;
+                    // Replies to the other workers' connections still land on our queue: serve it (handing
+                    // them over) until every worker is done (workers finish their share at different times).
+                    match worker.handoff.as_mut() {
+                        Some(h) if !h.rings.all_finished() && now < until + HANDOFF_WAIT => h.rings.finish(),
+                        Some(h) => {
+                            h.rings.finish();
+                            break;
+                        }
+                        None => break,
+                    }
                 }
             }
         }

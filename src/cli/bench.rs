@@ -172,6 +172,15 @@ pub struct RunArgs {
     /// AF_XDP socket mode of the client: auto, copy, zero-copy.
     #[arg(long, value_enum, default_value_t = XskBind::Auto)]
     pub xsk_bind: XskBind,
+    /// AF_XDP client with several cores: who owns a connection (`nic`, `hash` or `auto`, as `xdptcp serve`).
+    #[arg(long, value_enum, default_value_t = crate::stack::steer::SteeringMode::Auto)]
+    pub steering: crate::stack::steer::SteeringMode,
+    /// AF_XDP client: the queue of each worker, in --cores order (default 0, 1, ...).
+    #[arg(long, value_delimiter = ',')]
+    pub queues: Vec<u32>,
+    /// AF_XDP client: the NIC's RSS key when it cannot be read (as `xdptcp serve --rss-key`).
+    #[arg(long, value_name = "HEX")]
+    pub rss_key: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -353,6 +362,9 @@ fn run_bench(a: RunArgs) -> anyhow::Result<ExitCode> {
             pcap: a.pcap.clone(),
             rings: a.rings,
             xsk_bind: a.xsk_bind,
+            steering: a.steering,
+            queues: a.queues.clone(),
+            rss_key: a.rss_key.clone(),
         };
         let client = XdpClient::start(&o, parts, clock, stop.clone(), go.clone())?;
         if !a.quiet {
@@ -565,11 +577,17 @@ impl Runner {
             Runner::Xdp(c) => {
                 let (stats, counters) = c.wait()?;
                 let tw = progress.iter().map(|p| p.engine_time_wait.load(Ordering::Relaxed)).sum();
-                let trouble = CLIENT_TROUBLE
+                let mut trouble: Vec<(String, u64)> = CLIENT_TROUBLE
                     .iter()
                     .map(|&c| (c.name().to_string(), counters.get(c)))
                     .filter(|(_, v)| *v > 0)
                     .collect();
+                // Several workers: the hand-offs between them, zeros included (zero is the goal).
+                if progress.len() > 1 {
+                    for c in [Counter::HandoffOut, Counter::HandoffIn, Counter::HandoffDrop] {
+                        trouble.push((c.name().to_string(), counters.get(c)));
+                    }
+                }
                 Ok(Finished { stats, client_time_wait: Some(tw), client_counters: trouble })
             }
             Runner::Kernel(handles) => {
@@ -651,6 +669,9 @@ fn run_synflood(a: &RunArgs, w: &Workload, duration: Duration, stop: &AtomicBool
         pcap: None,
         rings: a.rings,
         xsk_bind: a.xsk_bind,
+        steering: a.steering,
+        queues: a.queues.clone(),
+        rss_key: a.rss_key.clone(),
     };
     let rate = a.rate.unwrap_or(0.0);
     if !a.quiet {
@@ -727,6 +748,9 @@ fn run_sink(a: SinkArgs) -> anyhow::Result<ExitCode> {
         pcap: None,
         rings: RingsKind::Raw,
         xsk_bind: XskBind::Auto,
+        steering: crate::stack::steer::SteeringMode::Auto,
+        queues: Vec::new(),
+        rss_key: None,
     };
     let duration = match a.duration {
         Some(d) if !(d > 0.0 && d <= 86_400.0) => bail!("--duration must be between 0 and 86400 seconds"),

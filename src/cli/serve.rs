@@ -16,8 +16,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::app::AppSpec;
+use crate::stack::handoff::{self, MeshProbe};
+use crate::stack::steer::{Owners, SteeringMode};
 use crate::tcp::{Config, Counter, Counters, Engine};
 use crate::time::MonotonicClock;
+use crate::worker::run::Sharding;
 use crate::worker::{Datapath, NeighConfig, NetConfig, Worker};
 use crate::xdp::ring::set_busy_poll;
 use crate::xdp::{
@@ -120,6 +123,15 @@ pub struct Args {
     /// Seconds to wait for connections to close on shutdown.
     #[arg(long, default_value_t = 3.0)]
     pub drain_timeout: f64,
+    /// Who owns a connection with several queues: `nic` the NIC's RSS (read with ethtool -x; zero hand-offs),
+    /// `hash` our own symmetric hash (packets landing on another worker are handed off), `auto` nic if it can be
+    /// read and matches, else hash.
+    #[arg(long, value_enum, default_value_t = SteeringMode::Auto)]
+    pub steering: SteeringMode,
+    /// The NIC's RSS key (hex, as `ethtool -x` prints it) when it cannot be read, with the table `ethtool -X IF
+    /// equal N` sets over the served queues (see deploy/rss.sh).
+    #[arg(long, value_name = "HEX")]
+    pub rss_key: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -147,11 +159,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     for (q, c, k) in &report.per_queue {
         println!(
-            "Queue{q}: RxFrames {} TxFrames {} PassiveOpens {} ActiveOpens {}",
+            "Queue{q}: RxFrames {} TxFrames {} PassiveOpens {} ActiveOpens {} HandoffOut {} HandoffIn {} HandoffDrop {}",
             c.get(Counter::RxFrames),
             c.get(Counter::TxFrames),
             c.get(Counter::PassiveOpens),
-            c.get(Counter::ActiveOpens)
+            c.get(Counter::ActiveOpens),
+            c.get(Counter::HandoffOut),
+            c.get(Counter::HandoffIn),
+            c.get(Counter::HandoffDrop)
         );
         if let Some(k) = k {
             println!(
@@ -229,6 +244,8 @@ pub struct Server {
     app_hub: Option<Arc<crate::app::threaded::Hub>>,
     snapshots: Vec<Arc<Mutex<Counters>>>,
     banner: String,
+    /// The hand-off rings, to count what was still queued when the workers stopped.
+    mesh: Option<MeshProbe>,
 }
 
 impl Server {
@@ -306,6 +323,21 @@ impl Server {
         }
         // Attach last: by now every queue has its socket, so nothing steered is lost.
         let mode = program.attach(iface.index, args.xdp_mode)?;
+        let (mut shards, mesh, steering) = if queues.len() > 1 {
+            let (owners, fallback) =
+                Owners::for_interface(&iface.name, &queues, args.steering, args.rss_key.as_deref())
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            if let Some(why) = fallback {
+                eprintln!("xdptcp: {why}: steering by hash, packets landing on another worker are handed off");
+            }
+            let (rings, probe) = handoff::mesh(queues.len(), handoff::DEFAULT_SLOTS, iface.mtu as usize)
+                .context("creating the hand-off rings")?;
+            let owners = Arc::new(owners);
+            let shards: Vec<_> = rings.into_iter().map(|r| Some((owners.clone(), r))).collect();
+            (shards, Some(probe), format!(", {}", owners.describe()))
+        } else {
+            (Vec::new(), None, String::new())
+        };
 
         let drain = Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 3600.0));
         let control_name = args.name.clone().unwrap_or_else(|| format!("{}-{}", iface.name, std::process::id()));
@@ -362,14 +394,16 @@ impl Server {
         };
         let mut bridges = bridges.into_iter();
         let mut built = Vec::new();
-        for (q, dp) in datapaths {
+        for (i, (q, dp)) in datapaths.into_iter().enumerate() {
             let clock = MonotonicClock::new();
-            let engine = Engine::new(config.clone(), clock.now(), rand::random());
+            let mut engine = Engine::new(config.clone(), clock.now(), rand::random());
+            let sharding = shards.get_mut(i).and_then(Option::take).map(|(o, r)| Sharding::new(o, r, &mut engine));
             let app_impl: Box<dyn crate::app::App> = match bridges.next() {
                 Some(b) => Box::new(b),
                 None => app.build(),
             };
             let mut worker = Worker::new(dp, engine, app_impl, clock);
+            worker.handoff = sharding;
             if let Some(hub) = &hub {
                 worker.control = Some(hub.register_worker(crate::control::LinkType::RawIpv4));
             }
@@ -414,13 +448,13 @@ impl Server {
         let model =
             if args.app_threads > 0 { format!(" on {} app thread(s)", args.app_threads) } else { String::new() };
         let banner = format!(
-            "xdptcp: serving {}{model} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}, XDP {mode} mode, \
-             {rings_desc}, control socket `{control_name}`, ready",
+            "xdptcp: serving {}{model} on {} {addr}/{prefix_len} port(s) {:?}, queues {queues:?}{steering}, XDP {mode} \
+             mode, {rings_desc}, control socket `{control_name}`, ready",
             app.name(),
             iface.name,
             args.listen
         );
-        Ok(Server { _control: control, pcap, program, workers, app_threads, app_hub, snapshots, banner })
+        Ok(Server { _control: control, pcap, program, workers, app_threads, app_hub, snapshots, banner, mesh })
     }
 
     /// One line saying what runs where (ends in "ready": tests and scripts wait for it).
@@ -445,9 +479,13 @@ impl Server {
         let mut per_queue = Vec::new();
         let mut failed = Vec::new();
         let mut failed_apps = 0;
-        for (q, h) in self.workers.drain(..) {
+        for (i, (q, h)) in self.workers.drain(..).enumerate() {
             match h.join() {
-                Ok((c, k)) => {
+                Ok((mut c, k)) => {
+                    // Handed to this worker after it stopped: never delivered.
+                    if let Some(m) = &self.mesh {
+                        c.add(Counter::HandoffDrop, m.queued_for(i));
+                    }
                     counters.merge(&c);
                     per_queue.push((q, c, k));
                 }

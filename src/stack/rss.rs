@@ -2,7 +2,7 @@
 //! and the choice of source ports for active opens so that the reply lands on the queue (and so the worker) that
 //! opened the connection — what mTCP and F-Stack do, so no packet ever crosses cores.
 //!
-//! The NIC's real key and indirection table are read with `ETHTOOL_GRSSH`; `deploy/rss-symmetric.sh` sets a
+//! The NIC's real key and indirection table are read with `ETHTOOL_GRSSH`; `deploy/rss.sh` sets a
 //! symmetric key (0x6d5a repeated) so that both directions of a flow hash alike.
 
 use std::net::Ipv4Addr;
@@ -155,11 +155,35 @@ impl RssSteering {
     }
 }
 
+/// `hfunc` bit of the Toeplitz function (`ETH_RSS_HASH_TOP`).
+pub const ETH_RSS_HASH_TOP: u8 = 1;
+/// `rx-flow-hash tcp4 sdfn`: source and destination address, source and destination port (`RXH_IP_SRC | RXH_IP_DST |
+/// RXH_L4_B_0_1 | RXH_L4_B_2_3`).
+pub const RXH_TCP4_SDFN: u64 = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7);
+
+/// What `ethtool -x` and `ethtool -n IF rx-flow-hash tcp4` say.
+#[derive(Clone, Debug)]
+pub struct NicRss {
+    pub key: Vec<u8>,
+    pub indirection: Vec<u32>,
+    /// The active hash function bits (`ETH_RSS_HASH_*`); 0 if the driver does not say.
+    pub hfunc: u8,
+    /// The fields hashed for TCP/IPv4 (`RXH_*`), if the driver answers `ETHTOOL_GRXFH`.
+    pub tcp4_fields: Option<u64>,
+}
+
 /// Reads an interface's RSS key and indirection table (`ETHTOOL_GRSSH`, as `ethtool -x` does). Drivers without RSS
 /// (veth, some virtual NICs) answer EOPNOTSUPP: then the steering is unknown and hand-offs take over.
 pub fn read_nic_rss(iface: &str) -> std::io::Result<(Vec<u8>, Vec<u32>)> {
+    read_nic_rss_info(iface).map(|i| (i.key, i.indirection))
+}
+
+/// As [`read_nic_rss`], plus the hash function and the TCP/IPv4 hash fields.
+pub fn read_nic_rss_info(iface: &str) -> std::io::Result<NicRss> {
     const SIOCETHTOOL: libc::c_ulong = 0x8946;
     const ETHTOOL_GRSSH: u32 = 0x46;
+    const ETHTOOL_GRXFH: u32 = 0x29;
+    const TCP_V4_FLOW: u32 = 0x01;
     // struct ethtool_rxfh: cmd, rss_context, indir_size, key_size, hfunc, input_xfrm, rsvd8[2], rsvd32, then
     // indir_size u32s followed by key_size bytes.
     const HEADER: usize = 24;
@@ -180,7 +204,7 @@ pub fn read_nic_rss(iface: &str) -> std::io::Result<(Vec<u8>, Vec<u32>)> {
     let call = |buf: &mut Vec<u8>| -> std::io::Result<()> {
         let mut req = IfReq { name: [0; 16], data: buf.as_mut_ptr(), _pad: [0; 16] };
         req.name[..iface.len()].copy_from_slice(iface.as_bytes());
-        // SAFETY: `req.data` points at `buf`, sized for the header plus the sizes written into it.
+        // SAFETY: `req.data` points at `buf`, sized for what the command reads and writes.
         let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut req as *mut IfReq) };
         if rc < 0 {
             Err(std::io::Error::last_os_error())
@@ -200,12 +224,19 @@ pub fn read_nic_rss(iface: &str) -> std::io::Result<(Vec<u8>, Vec<u32>)> {
         let mut full = vec![0u8; HEADER + indir_size * 4 + key_size];
         full[..16].copy_from_slice(&head[..16]);
         call(&mut full)?;
-        let indir = full[HEADER..HEADER + indir_size * 4]
+        let indirection = full[HEADER..HEADER + indir_size * 4]
             .chunks_exact(4)
             .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
             .collect();
         let key = full[HEADER + indir_size * 4..].to_vec();
-        Ok((key, indir))
+        let hfunc = full[16];
+        // struct ethtool_rxnfc: cmd, flow_type, then the u64 data (at offset 8); the rest (flow spec, rule count)
+        // is not used by GRXFH but the kernel copies the whole struct: give it room.
+        let mut rxnfc = vec![0u8; 256];
+        rxnfc[..4].copy_from_slice(&ETHTOOL_GRXFH.to_ne_bytes());
+        rxnfc[4..8].copy_from_slice(&TCP_V4_FLOW.to_ne_bytes());
+        let tcp4_fields = call(&mut rxnfc).ok().map(|_| u64::from_ne_bytes(rxnfc[8..16].try_into().expect("8 bytes")));
+        Ok(NicRss { key, indirection, hfunc, tcp4_fields })
     })();
     // SAFETY: fd was opened above and is not used after this.
     unsafe { libc::close(fd) };

@@ -54,8 +54,8 @@ counters! {
         TCPDSACKOldSent, TCPDSACKRecv, TCPSACKReneging, TCPDSACKOfoSent, OutOfWindowIcmps, TCPOrphanDrop,
         TCPConnectNoPorts;
     Xdptcp: RxFrames, TxFrames, RxMalformed, RxNotOurs, RxRingEmpty, TxRingFull, FillRingEmpty, FramesInUse,
-        HandOffs, ArpRequestsIn, ArpRepliesIn, ArpRequestsOut, ArpRepliesOut, ArpQueueDrops, ArpResolveFails,
-        TxNoBuffer, ConnTableFull, OrphanConns, TimeWaitConns;
+        RxToEngine, ArpRequestsIn, ArpRepliesIn, ArpRequestsOut, ArpRepliesOut, ArpQueueDrops, ArpResolveFails,
+        TxNoBuffer, ConnTableFull, OrphanConns, TimeWaitConns, HandoffOut, HandoffIn, HandoffDrop;
 }
 
 /// A worker's counters: a flat array indexed by [`Counter`].

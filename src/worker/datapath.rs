@@ -301,7 +301,7 @@ impl<R: XskRings> Datapath<R> {
                     self.handle_icmp(now);
                 } else {
                     // In place: the engine reads the packet straight out of the UMEM frame.
-                    self.counters.inc(Counter::HandOffs);
+                    self.counters.inc(Counter::RxToEngine);
                     deliver(now, payload);
                 }
             }
@@ -801,7 +801,7 @@ mod tests {
         d.take_counters(&mut c);
         assert_eq!(c.get(Counter::RxNotOurs), 1);
         assert_eq!(c.get(Counter::RxMalformed), 1);
-        assert_eq!(c.get(Counter::HandOffs), 1);
+        assert_eq!(c.get(Counter::RxToEngine), 1);
     }
 
     #[test]

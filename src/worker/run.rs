@@ -14,7 +14,9 @@ use std::time::Duration;
 use super::datapath::Datapath;
 use crate::app::App;
 use crate::control::{Direction, WorkerControl};
-use crate::tcp::{Counters, Engine, ListenerId, PacketSink};
+use crate::stack::handoff::Handoff;
+use crate::stack::steer::Owners;
+use crate::tcp::{Counter, Counters, Engine, ListenerId, PacketSink};
 use crate::time::{Instant, MonotonicClock};
 use crate::xdp::ring::{KernelStats, XskRings};
 
@@ -26,6 +28,8 @@ const MAX_SLEEP: Duration = Duration::from_millis(5);
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Receive batches per loop iteration.
 const RX_BATCHES: usize = 4;
+/// How long past its own drain deadline a worker keeps serving its queue for the others.
+pub const HANDOFF_GRACE: Duration = Duration::from_secs(1);
 
 /// One queue's worker: datapath, engine and app, owned by one thread.
 pub struct Worker<R: XskRings> {
@@ -40,6 +44,23 @@ pub struct Worker<R: XskRings> {
     pub published: Arc<Mutex<Counters>>,
     /// The control plane's end in this worker (`xdptcp stat/ss/sysctl/capture`), if a control socket is served.
     pub control: Option<WorkerControl>,
+    /// With several workers: who owns which connection, and the rings to the other workers.
+    pub handoff: Option<Sharding>,
+}
+
+/// This worker's place among several: the ownership function and its ends of the hand-off mesh.
+pub struct Sharding {
+    pub owners: Arc<Owners>,
+    pub rings: Handoff,
+}
+
+impl Sharding {
+    /// Joins worker `rings.me()` to the set; its engine's active opens will pick source ports it owns.
+    pub fn new(owners: Arc<Owners>, rings: Handoff, engine: &mut Engine) -> Sharding {
+        let (rss, lane) = owners.engine_steering(rings.me());
+        engine.set_rss_steering(rss, lane);
+        Sharding { owners, rings }
+    }
 }
 
 /// Hands every packet the engine writes to the capture tap (raw IPv4) on its way into the datapath's frame.
@@ -78,6 +99,7 @@ impl<R: XskRings> Worker<R> {
             clock,
             published: Arc::new(Mutex::new(Counters::default())),
             control: None,
+            handoff: None,
         }
     }
 
@@ -96,7 +118,7 @@ impl<R: XskRings> Worker<R> {
 
     /// One pass of the loop. Returns the amount of work done (0: idle).
     pub fn poll_once(&mut self, now: Instant) -> usize {
-        let Worker { dp, engine, app, control, held, .. } = self;
+        let Worker { dp, engine, app, control, held, handoff, .. } = self;
         dp.set_now(now);
         let mut work = dp.reclaim();
         // Several rx batches per pass while they come full, so a burst is taken in before the kernel's rx ring
@@ -106,6 +128,28 @@ impl<R: XskRings> Worker<R> {
                 if let Some(c) = control.as_ref() {
                     c.tap(t, pkt, Direction::Rx);
                 }
+                if let Some(h) = handoff.as_mut() {
+                    // Another worker owns this flow: copy the packet to it (SYNs too, so the flow's whole life
+                    // meets one engine). Out = In + Drop once the rings are empty.
+                    match h.owners.owner_of_packet(pkt) {
+                        Some(owner) if owner != h.rings.me() => {
+                            tracing::trace!(
+                                from = h.rings.me(),
+                                to = owner,
+                                flags = pkt.get(((pkt[0] & 0x0f) as usize) * 4 + 13).copied().unwrap_or(0),
+                                len = pkt.len(),
+                                "hand-off"
+                            );
+                            let c = engine.counters_mut();
+                            c.inc(Counter::HandoffOut);
+                            if h.rings.send(owner, pkt).is_err() {
+                                c.inc(Counter::HandoffDrop);
+                            }
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
                 engine.handle_ipv4(t, pkt)
             });
             work += n;
@@ -114,6 +158,14 @@ impl<R: XskRings> Worker<R> {
             }
         }
         dp.refill();
+        if let Some(h) = handoff.as_mut() {
+            h.rings.flush();
+            // What the other workers handed us, read in place from the ring slots; bounded per pass like rx.
+            work += h.rings.receive(RX_BATCHES * super::BATCH, &mut |pkt| {
+                engine.counters_mut().inc(Counter::HandoffIn);
+                engine.handle_ipv4(now, pkt)
+            });
+        }
         if engine.poll_timeout().is_some_and(|t| t <= now) {
             engine.handle_timeout(now);
             work += 1;
@@ -170,7 +222,16 @@ impl<R: XskRings> Worker<R> {
             if let Some(until) = draining_until {
                 let (live, _time_wait) = self.engine.connection_count();
                 if (live == 0 && self.dp.tx_outstanding() == 0) || now >= until {
-                    break;
+                    match self.handoff.as_mut() {
+                        // Our queue still carries other workers' flows: keep handing them over until every
+                        // worker is done (bounded: each stops at its own drain deadline, we a little later).
+                        Some(h) if !h.rings.all_finished() && now < until + HANDOFF_GRACE => h.rings.finish(),
+                        Some(h) => {
+                            h.rings.finish();
+                            break;
+                        }
+                        None => break,
+                    }
                 }
             }
             if now.saturating_since(last_publish) >= PUBLISH_EVERY {
@@ -215,30 +276,37 @@ impl<R: XskRings> Worker<R> {
             wake = wake.min(t);
         }
         let wait = wake.saturating_since(now);
-        self.engine.counters_mut().inc(crate::tcp::Counter::RxRingEmpty);
+        self.engine.counters_mut().inc(Counter::RxRingEmpty);
         if self.dp.tx_outstanding() > 0 || wait < Duration::from_millis(1) {
             // Completions are due soon (copy mode completes inside sendto) or a timer is imminent: just yield.
             std::thread::yield_now();
             return;
         }
         let ms = wait.as_millis().clamp(1, MAX_SLEEP.as_millis()) as i32;
-        match self.app.wake_fd() {
-            None => {
-                let _ = self.dp.rings_mut().poll_rx(ms);
-            }
-            Some(efd) => {
-                // App threads feed this worker: sleep on the socket and on their eventfd, after telling them so.
-                if !self.app.prepare_sleep() {
-                    return;
+        // App threads feed this worker through an eventfd: they ring it only after we said we are going to sleep.
+        let app_fd = self.app.wake_fd();
+        if app_fd.is_some() && !self.app.prepare_sleep() {
+            return;
+        }
+        match self.handoff.as_mut() {
+            // Also woken by a peer handing us a packet (its doorbell).
+            Some(h) => h.rings.wait(self.dp.rings().fd(), app_fd, ms),
+            None => match app_fd {
+                None => {
+                    let _ = self.dp.rings_mut().poll_rx(ms);
                 }
-                let mut fds = [
-                    libc::pollfd { fd: self.dp.rings().fd(), events: libc::POLLIN, revents: 0 },
-                    libc::pollfd { fd: efd, events: libc::POLLIN, revents: 0 },
-                ];
-                // SAFETY: two valid pollfd entries; a negative fd (test rings) is ignored by poll().
-                unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-                self.app.woke();
-            }
+                Some(efd) => {
+                    let mut fds = [
+                        libc::pollfd { fd: self.dp.rings().fd(), events: libc::POLLIN, revents: 0 },
+                        libc::pollfd { fd: efd, events: libc::POLLIN, revents: 0 },
+                    ];
+                    // SAFETY: two valid pollfd entries; a negative fd (test rings) is ignored by poll().
+                    unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+                }
+            },
+        }
+        if app_fd.is_some() {
+            self.app.woke();
         }
     }
 }
