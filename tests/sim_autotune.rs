@@ -19,8 +19,7 @@ fn long_fat_link() -> LinkConfig {
 }
 
 fn transfer(moderate: bool) -> Report {
-    let mut config = Config::default();
-    config.tcp_moderate_rcvbuf = moderate;
+    let mut config = Config { tcp_moderate_rcvbuf: moderate, ..Default::default() };
     if !moderate {
         // A send buffer that is large from the start, so only the receive buffer limits the fixed case.
         config.tcp_wmem = [4096, 4 << 20, 4 << 20];
@@ -60,9 +59,7 @@ fn autotuning_fills_a_long_fat_link_that_a_fixed_buffer_cannot() {
 
 #[test]
 fn autotuning_stays_within_tcp_rmem_max() {
-    let mut config = Config::default();
-    config.tcp_rmem = [4096, 65536, 262144];
-    config.tcp_wmem = [4096, 16384, 262144];
+    let config = Config { tcp_rmem: [4096, 65536, 262144], tcp_wmem: [4096, 16384, 262144], ..Default::default() };
     let cfg = ScenarioConfig {
         scenario: Scenario::Transfer,
         link: long_fat_link(),

@@ -327,7 +327,17 @@ impl XdpClient {
             outboxes.push(outbox);
             progress.push(p);
         }
-        Ok(XdpClient { setup: Some(setup), workers, mesh, queues: queue_list, outboxes, progress, banner, control, pcap })
+        Ok(XdpClient {
+            setup: Some(setup),
+            workers,
+            mesh,
+            queues: queue_list,
+            outboxes,
+            progress,
+            banner,
+            control,
+            pcap,
+        })
     }
 
     /// Waits for the workers, detaches the program, returns each worker's results and its engine counters.
