@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash deploy/install-deps.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --release -- --test-threads=2 2>&1 | tee "$log"
+cargo test --release --no-fail-fast -- --test-threads=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
