@@ -121,8 +121,8 @@ impl Drop for TempDir {
     }
 }
 
-/// Worker 0 serves on 198.18.0.1 with a listener on :80 whose accept queue is full (backlog 2, four clients,
-/// nobody accepting); worker 1 is the client side.
+/// Worker 0 serves on 198.18.0.1 with a listener on :80 whose accept queue is full (backlog 2, so three queued as
+/// on Linux, four clients, nobody accepting); worker 1 is the client side.
 struct Stack {
     server: Option<ControlServer>,
     workers: Vec<Worker>,
@@ -155,7 +155,7 @@ impl Stack {
         let stack = Stack { server: Some(server), workers: vec![w0, w1], stop, socket, listener, clients, _dir: dir };
         let l = stack.listener;
         stack.wait_for("a full accept queue", || {
-            stack.workers[0].run(move |e, _| e.listener_info(l).map(|i| i.accept_queue)) == Some(2)
+            stack.workers[0].run(move |e, _| e.listener_info(l).map(|i| i.accept_queue)) == Some(3)
         });
         stack
     }
@@ -207,16 +207,16 @@ fn ss_shows_a_full_accept_queue_like_linux() {
     });
     let r = rows(&out);
     assert_eq!(r[0][0], "State", "{out}");
-    assert_eq!(r[1..], [vec!["LISTEN", "2", "2", "198.18.0.1:80", "0.0.0.0:*"]], "{out}");
+    assert_eq!(r[1..], [vec!["LISTEN", "3", "2", "198.18.0.1:80", "0.0.0.0:*"]], "{out}");
 
-    // Default (`ss -tn`): connected sockets only. The two queued connections are ESTAB on the server; all four
+    // Default (`ss -tn`): connected sockets only. The three queued connections are ESTAB on the server; all four
     // clients are ESTAB on their side (the server answered their SYNs but, its accept queue being full, keeps no
-    // connection for the last two: their third ACKs were dropped, as Linux does).
+    // connection for the last one: its third ACK was dropped, as Linux does).
     let out = stack.ss(|_| {});
     let r = rows(&out);
     let estab_server = r.iter().filter(|l| l[0] == "ESTAB" && l[3] == "198.18.0.1:80").count();
     let estab_client = r.iter().filter(|l| l[0] == "ESTAB" && l[4] == "198.18.0.1:80").count();
-    assert_eq!((estab_server, estab_client), (2, 4), "{out}");
+    assert_eq!((estab_server, estab_client), (3, 4), "{out}");
     assert!(!r.iter().any(|l| l[0] == "LISTEN"), "{out}");
 
     // `-a`: everything, the listener included.
@@ -224,7 +224,7 @@ fn ss_shows_a_full_accept_queue_like_linux() {
     let r = rows(&out);
     let mut server_side: Vec<&str> = r.iter().filter(|l| l[3] == "198.18.0.1:80").map(|l| l[0].as_str()).collect();
     server_side.sort();
-    assert_eq!(server_side, ["ESTAB", "ESTAB", "LISTEN"], "{out}");
+    assert_eq!(server_side, ["ESTAB", "ESTAB", "ESTAB", "LISTEN"], "{out}");
     assert_eq!(r.iter().filter(|l| l[4] == "198.18.0.1:80").count(), 4, "{out}");
 
     // `-i` with a filter: the internals line follows each connection.
@@ -302,7 +302,7 @@ fn stat_sums_workers_and_watch_reports_rates() {
             .unwrap_or(0)
     };
     assert_eq!(value("Tcp:ActiveOpens"), 4, "{text}");
-    assert_eq!(value("Tcp:PassiveOpens"), 2, "{text}");
+    assert_eq!(value("Tcp:PassiveOpens"), 3, "{text}");
     assert!(value("Tcp:OutSegs") >= 6 && value("Tcp:InSegs") >= 6, "{text}");
     assert!(text.lines().all(|l| l.split_whitespace().count() == 2 && l.contains(':')), "{text}");
     assert!(!text.contains(" 0\n"), "zeros hidden without -z: {text}");
@@ -466,8 +466,8 @@ fn metrics_scrape_parses_and_counts_active_opens() {
         body = b;
         // Each worker publishes on its own ~100 ms schedule: wait until both snapshots are current.
         body.contains("\nxdptcp_netstat_Tcp_ActiveOpens 4\n")
-            && body.contains("\nxdptcp_netstat_Tcp_PassiveOpens 2\n")
-            && body.contains("xdptcp_worker_connections{worker=\"0\"} 2\n")
+            && body.contains("\nxdptcp_netstat_Tcp_PassiveOpens 3\n")
+            && body.contains("xdptcp_worker_connections{worker=\"0\"} 3\n")
     });
     for line in body.lines() {
         if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {

@@ -47,8 +47,10 @@ impl Listener {
         Listener { local, accept_limit, accept_queue: VecDeque::new(), syn_queue_len: 0, tfo_pending: 0 }
     }
 
+    /// Linux's `sk_acceptq_is_full`: full only once the queue holds MORE than the backlog, so a listener with
+    /// backlog N queues N + 1 connections (and `ss -ltn` shows Recv-Q N+1 over Send-Q N), as operators see on Linux.
     pub fn accept_queue_full(&self) -> bool {
-        self.accept_queue.len() as u32 >= self.accept_limit
+        self.accept_queue.len() as u32 > self.accept_limit
     }
 }
 
