@@ -120,21 +120,59 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, keep_alive: bool, head_onl
     }
 }
 
+/// One connection's HTTP/1.1 exchange, whatever carries its bytes (worker callbacks here, an app thread in
+/// `threaded::apps`): what was read, the responses not yet written, and when to close.
 #[derive(Default)]
-struct Conn {
-    input: Vec<u8>,
+pub struct Session {
+    pub input: Vec<u8>,
     /// Body bytes of the current request still to drop before the next request starts.
     skip: usize,
-    out: Vec<u8>,
-    sent: usize,
+    pub out: Vec<u8>,
+    /// Bytes of `out` already written.
+    pub sent: usize,
     /// Close once `out` is sent (Connection: close, HTTP/1.0, or an error response).
-    close_after: bool,
-    eof: bool,
+    pub close_after: bool,
+    /// The peer finished sending.
+    pub eof: bool,
+}
+
+impl Session {
+    /// Answers every complete request buffered, up to the output bound; while `closing` (the server shuts down) the
+    /// answer closes the connection. Returns how many responses were queued (error responses included).
+    pub fn answer(&mut self, closing: bool) -> u64 {
+        let mut answered = 0;
+        while self.out.len() < MAX_PENDING_OUT && !self.close_after {
+            if self.skip > 0 {
+                let n = self.skip.min(self.input.len());
+                self.input.drain(..n);
+                self.skip -= n;
+                if self.skip > 0 {
+                    break;
+                }
+            }
+            match parse_request(&self.input) {
+                Parse::Incomplete => break,
+                Parse::Request { consumed, body, keep_alive, head_only } => {
+                    self.input.drain(..consumed);
+                    self.skip = body;
+                    write_response(&mut self.out, 200, keep_alive, head_only);
+                    self.close_after = !keep_alive || closing;
+                }
+                Parse::Bad(status) => {
+                    self.input.clear();
+                    write_response(&mut self.out, status, false, false);
+                    self.close_after = true;
+                }
+            }
+            answered += 1;
+        }
+        answered
+    }
 }
 
 #[derive(Default)]
 pub struct Http {
-    conns: HashMap<ConnId, Conn>,
+    conns: HashMap<ConnId, Session>,
     buf: Vec<u8>,
     shutting_down: bool,
     /// Requests answered.
@@ -170,35 +208,9 @@ impl Http {
                 return;
             }
             // Answer every complete request buffered, up to the output bound.
-            let mut progressed = false;
-            while c.out.len() < MAX_PENDING_OUT && !c.close_after {
-                if c.skip > 0 {
-                    let n = c.skip.min(c.input.len());
-                    c.input.drain(..n);
-                    c.skip -= n;
-                    if c.skip > 0 {
-                        break;
-                    }
-                }
-                match parse_request(&c.input) {
-                    Parse::Incomplete => break,
-                    Parse::Request { consumed, body, keep_alive, head_only } => {
-                        c.input.drain(..consumed);
-                        c.skip = body;
-                        write_response(&mut c.out, 200, keep_alive, head_only);
-                        self.requests += 1;
-                        c.close_after = !keep_alive || self.shutting_down;
-                        progressed = true;
-                    }
-                    Parse::Bad(status) => {
-                        c.input.clear();
-                        write_response(&mut c.out, status, false, false);
-                        c.close_after = true;
-                        progressed = true;
-                    }
-                }
-            }
-            if progressed {
+            let answered = c.answer(self.shutting_down);
+            if answered > 0 {
+                self.requests += answered;
                 continue;
             }
             if c.eof {
@@ -233,7 +245,7 @@ impl App for Http {
                         continue;
                     }
                     let _ = engine.set_nodelay(c, true);
-                    self.conns.insert(c, Conn::default());
+                    self.conns.insert(c, Session::default());
                     self.pump(engine, now, c);
                 }
             }

@@ -7,11 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Connection, Hub, Listener, Poller};
-use crate::app::http::{parse_request, write_response, Parse};
+use crate::app::http::Session;
 use crate::app::{AppSpec, READ_CHUNK};
-
-/// Stop parsing pipelined requests while this much output is unsent (back-pressure), as the callback http does.
-const MAX_PENDING_OUT: usize = 64 * 1024;
 
 /// What a handler wants after running.
 #[derive(PartialEq, Eq)]
@@ -94,68 +91,35 @@ impl Handler for Discard {
 }
 
 #[derive(Default)]
-struct Http {
-    input: Vec<u8>,
-    skip: usize,
-    out: Vec<u8>,
-    sent: usize,
-    close_after: bool,
-    eof: bool,
-}
+struct Http(Session);
 
 impl Handler for Http {
     fn run(&mut self, c: &mut Connection, buf: &mut [u8], _: &AppSpec) -> Next {
+        let s = &mut self.0;
         loop {
-            while self.sent < self.out.len() {
-                match c.try_write(&self.out[self.sent..]) {
-                    Ok(n) => self.sent += n,
+            while s.sent < s.out.len() {
+                match c.try_write(&s.out[s.sent..]) {
+                    Ok(n) => s.sent += n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Wait,
                     Err(_) => return Next::Drop,
                 }
             }
-            self.out.clear();
-            self.sent = 0;
-            if self.close_after {
+            s.out.clear();
+            s.sent = 0;
+            if s.close_after {
                 // Unread pipelined input past a `Connection: close` request is dropped so the close is no reset.
                 while matches!(c.try_read(buf), Ok(n) if n > 0) {}
                 return Next::Close;
             }
-            let mut progressed = false;
-            while self.out.len() < MAX_PENDING_OUT && !self.close_after {
-                if self.skip > 0 {
-                    let n = self.skip.min(self.input.len());
-                    self.input.drain(..n);
-                    self.skip -= n;
-                    if self.skip > 0 {
-                        break;
-                    }
-                }
-                match parse_request(&self.input) {
-                    Parse::Incomplete => break,
-                    Parse::Request { consumed, body, keep_alive, head_only } => {
-                        self.input.drain(..consumed);
-                        self.skip = body;
-                        write_response(&mut self.out, 200, keep_alive, head_only);
-                        self.close_after = !keep_alive;
-                        progressed = true;
-                    }
-                    Parse::Bad(status) => {
-                        self.input.clear();
-                        write_response(&mut self.out, status, false, false);
-                        self.close_after = true;
-                        progressed = true;
-                    }
-                }
-            }
-            if progressed {
+            if s.answer(false) > 0 {
                 continue;
             }
-            if self.eof {
+            if s.eof {
                 return Next::Close;
             }
             match c.try_read(buf) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.input.extend_from_slice(&buf[..n]),
+                Ok(0) => s.eof = true,
+                Ok(n) => s.input.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Wait,
                 Err(_) => return Next::Drop,
             }
