@@ -530,14 +530,6 @@ pub fn xdp_statistics(fd: RawFd) -> Option<KernelStats> {
     })
 }
 
-/// Errors of the zero-length `sendto`/`recvfrom` kicks that only mean "try again later" (as libxdp's samples).
-fn benign_kick_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::ENETDOWN) | Some(libc::EINTR)
-    )
-}
-
 impl RawRings {
     /// Maps the UMEM and binds an AF_XDP socket to `ifname` queue `queue` with need_wakeup and `cfg.bind`'s mode.
     /// Retries EBUSY on bind for a while (see [`BIND_BUSY_FOR`]).
@@ -628,37 +620,11 @@ impl XskRings for RawRings {
     }
 
     fn tx_wakeup(&mut self) -> io::Result<()> {
-        // SAFETY: a zero-length, non-blocking sendto is the documented AF_XDP tx kick.
-        let rc =
-            unsafe { libc::sendto(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if !benign_kick_error(&e) {
-                return Err(e);
-            }
-        }
-        Ok(())
+        super::ring::kick_tx(self.fd.as_raw_fd())
     }
 
     fn rx_wakeup(&mut self) -> io::Result<()> {
-        // SAFETY: a zero-length, non-blocking recvfrom is the documented AF_XDP rx kick.
-        let rc = unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                std::ptr::null_mut(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if !benign_kick_error(&e) {
-                return Err(e);
-            }
-        }
-        Ok(())
+        super::ring::kick_rx(self.fd.as_raw_fd())
     }
 
     fn comp_consume(&mut self, out: &mut [u64]) -> usize {

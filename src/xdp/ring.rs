@@ -147,6 +147,38 @@ const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 
 /// Sets SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET on an AF_XDP socket, so the application drives
 /// the driver's NAPI from its own `sendto`/`recvfrom` (the kernel's preferred-busy-poll mode for AF_XDP).
+/// Errors of the zero-length `sendto`/`recvfrom` kicks that only mean "try again later" (as libxdp's samples).
+fn benign_kick_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::ENETDOWN) | Some(libc::EINTR)
+    )
+}
+
+fn kick_result(rc: isize) -> io::Result<()> {
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if !benign_kick_error(&e) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// The AF_XDP transmit kick: a zero-length, non-blocking `sendto`.
+pub fn kick_tx(fd: RawFd) -> io::Result<()> {
+    // SAFETY: no buffer is passed; the kernel only starts transmission on the socket.
+    kick_result(unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) })
+}
+
+/// The AF_XDP receive kick (need_wakeup on the fill ring, busy polling): a zero-length, non-blocking `recvfrom`.
+pub fn kick_rx(fd: RawFd) -> io::Result<()> {
+    // SAFETY: no buffer is passed; the kernel only runs the socket's receive processing.
+    kick_result(unsafe {
+        libc::recvfrom(fd, std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut())
+    })
+}
+
 pub fn set_busy_poll(fd: RawFd, bp: BusyPoll) -> io::Result<()> {
     let set = |opt: libc::c_int, v: libc::c_int| -> io::Result<()> {
         // SAFETY: setsockopt with a valid int option value.
@@ -366,27 +398,7 @@ impl XskRings for XskRsRings {
     }
 
     fn rx_wakeup(&mut self) -> io::Result<()> {
-        // SAFETY: a zero-length, non-blocking recvfrom is the documented AF_XDP rx kick.
-        let rc = unsafe {
-            libc::recvfrom(
-                self.fd,
-                std::ptr::null_mut(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if !matches!(
-                e.raw_os_error(),
-                Some(libc::EAGAIN) | Some(libc::EBUSY) | Some(libc::ENOBUFS) | Some(libc::EINTR)
-            ) {
-                return Err(e);
-            }
-        }
-        Ok(())
+        kick_rx(self.fd)
     }
 
     fn comp_consume(&mut self, out: &mut [u64]) -> usize {
