@@ -8,10 +8,10 @@
 
 mod lab;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use lab::{is_root, serial, serve, unique_name, xdptcp_bin};
+use lab::{is_root, serial, serve, unique_name, xdptcp_bin, NsProcess};
 use xdptcp::cli::lab::{Lab, LabGuard, ROUTER_CLIENT_SIDE, SERVER_ADDR, SERVER_KERNEL_ADDR};
 
 /// The AF_XDP client's address in the client namespace (the kernel there has .2).
@@ -21,64 +21,9 @@ const MULTI_ADDRS: &str = "198.18.1.10-198.18.1.13/24";
 const MULTI_FIRST: u8 = 10;
 const MULTI_LAST: u8 = 13;
 
-/// `xdptcp bench server` (or `bench sink`) in the server namespace; SIGTERM and reaped on drop.
-struct KernelServer(Child);
-
-impl KernelServer {
-    fn start(lab: &Lab, listen: &str) -> KernelServer {
-        Self::start_with(lab, &["bench", "server", "--app", "echo", "--listen", listen])
-    }
-
-    fn start_with(lab: &Lab, args: &[&str]) -> KernelServer {
-        let mut child = Lab::command_in(&lab.server_ns(), xdptcp_bin().to_str().unwrap())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the kernel server");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.ends_with("ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let ready = rx.recv_timeout(Duration::from_secs(10));
-        let server = KernelServer(child);
-        assert!(ready.is_ok(), "{args:?} did not become ready");
-        server
-    }
-
-    /// SIGTERM, then waits (bounded) for the exit.
-    fn stop(mut self) {
-        self.terminate();
-    }
-
-    fn terminate(&mut self) {
-        // SAFETY: kill(2) of our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for KernelServer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.terminate();
-        }
-    }
+/// `xdptcp bench server` (kernel sockets, epoll) in the server namespace.
+fn kernel_server(lab: &Lab, listen: &str) -> NsProcess {
+    NsProcess::start(&lab.server_ns(), &["bench", "server", "--app", "echo", "--listen", listen])
 }
 
 /// The first integer value of `"key": N` in JSON text.
@@ -161,7 +106,7 @@ fn every_mode_against_xdptcp_and_the_kernel_then_a_syn_flood() {
     let lab = LabGuard::up(&unique_name("bench"), None, xdptcp_bin()).expect("lab up");
     let mut xdp_server = serve(&lab, &["--app", "echo", "--listen", "7"]);
     {
-        let _kernel_server = KernelServer::start(&lab, &format!("{SERVER_KERNEL_ADDR}:7"));
+        let _kernel_server = kernel_server(&lab, &format!("{SERVER_KERNEL_ADDR}:7"));
         every_mode(&lab, &format!("{SERVER_ADDR}:7"));
         every_mode(&lab, &format!("{SERVER_KERNEL_ADDR}:7"));
     }
@@ -218,8 +163,8 @@ fn every_mode_against_xdptcp_and_the_kernel_then_a_syn_flood() {
     for size in ["60", "1514"] {
         let sink_json = std::env::temp_dir().join(format!("{}-sink-{size}.json", lab.name()));
         let sink_path = sink_json.to_str().unwrap();
-        let sink = KernelServer::start_with(
-            &lab,
+        let sink = NsProcess::start(
+            &lab.server_ns(),
             &["bench", "sink", "--iface", "xs0", "--addr", "198.18.0.1/24", "--duration", "30", "--json", sink_path],
         );
         let (ok, json, log) = bench(

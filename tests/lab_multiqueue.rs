@@ -12,10 +12,9 @@
 
 mod lab;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use lab::{echo_client, is_root, serial, serve, unique_name, xdptcp_bin};
+use lab::{echo_client, is_root, serial, serve, unique_name, xdptcp_bin, NsProcess};
 use xdptcp::cli::lab::{Lab, LabGuard, ROUTER_SERVER_IF, ROUTER_SERVER_SIDE};
 use xdptcp::tcp::{Counter, Counters};
 
@@ -65,50 +64,12 @@ fn two_queues_two_workers_hand_off_by_hash() {
     assert!(in1 <= out0 && in0 <= out1 && (out0 - in1) + (out1 - in0) == drops, "{text}");
 }
 
-/// `xdptcp bench server` (kernel sockets, epoll) on the router's server-side address; SIGTERM on drop.
-struct KernelServer(Child);
-
-impl KernelServer {
-    fn start(lab: &Lab) -> KernelServer {
-        let listen = format!("{ROUTER_SERVER_SIDE}:7");
-        let mut child = Lab::command_in(&lab.router_ns(), xdptcp_bin().to_str().unwrap())
-            .args(["bench", "server", "--app", "echo", "--listen", &listen])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the kernel server");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.ends_with("ready") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let ready = rx.recv_timeout(Duration::from_secs(10));
-        let server = KernelServer(child);
-        assert!(ready.is_ok(), "kernel server did not become ready");
-        server
-    }
-}
-
-impl Drop for KernelServer {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) of our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `xdptcp bench server` (kernel sockets, epoll) on the router's server-side address.
+fn kernel_server(lab: &Lab) -> NsProcess {
+    NsProcess::start(
+        &lab.router_ns(),
+        &["bench", "server", "--app", "echo", "--listen", &format!("{ROUTER_SERVER_SIDE}:7")],
+    )
 }
 
 /// Runs the AF_XDP bench client with two workers in the server namespace; returns its report text.
@@ -159,7 +120,7 @@ fn active_opens_with_known_steering_need_no_hand_off() {
     );
     let st = Lab::command_in(&lab.router_ns(), "sh").args(["-c", &xps]).status().expect("sh");
     assert!(st.success(), "configuring XPS on the router's side of the veth");
-    let _server = KernelServer::start(&lab);
+    let _server = kernel_server(&lab);
     let rps =
         bench(&lab, "1,2", &["--steering", "hash", "--mode", "rps", "--connections", "16", "--requests", "20000"]);
     assert_complete(&rps, "requests", 20000);
@@ -189,7 +150,7 @@ fn active_opens_with_unknown_steering_are_handed_off() {
     // Nothing configured: the kernel picks each reply's queue by the socket's random transmit hash, so about
     // half of the flows come back on the other worker's queue and are handed off.
     let lab = LabGuard::up_with(&unique_name("mqu"), None, xdptcp_bin(), 2).expect("lab up");
-    let _server = KernelServer::start(&lab);
+    let _server = kernel_server(&lab);
     let text =
         bench(&lab, "0,1", &["--steering", "hash", "--mode", "rps", "--connections", "32", "--requests", "20000"]);
     assert_complete(&text, "requests", 20000);

@@ -65,3 +65,61 @@ pub fn echo_client(lab: &xdptcp::cli::lab::Lab, args: &[&str]) -> (bool, String)
 pub fn serve(lab: &xdptcp::cli::lab::Lab, extra: &[&str]) -> xdptcp::cli::demo::ServerProcess {
     xdptcp::cli::demo::ServerProcess::start(lab, xdptcp_bin(), extra).expect("xdptcp serve")
 }
+
+/// An `xdptcp` subcommand (e.g. `bench server`, `bench sink`) run in namespace `ns`: started and waited for until
+/// its stderr says "ready", SIGTERMed and reaped (bounded) on `stop` or drop.
+pub struct NsProcess(std::process::Child);
+
+impl NsProcess {
+    pub fn start(ns: &str, args: &[&str]) -> NsProcess {
+        use std::process::Stdio;
+        let mut child = xdptcp::cli::lab::Lab::command_in(ns, xdptcp_bin().to_str().unwrap())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting xdptcp {args:?}: {e}"));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.ends_with("ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let ready = rx.recv_timeout(std::time::Duration::from_secs(10));
+        let process = NsProcess(child);
+        assert!(ready.is_ok(), "xdptcp {args:?} did not become ready");
+        process
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for NsProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.terminate();
+        }
+    }
+}
