@@ -694,10 +694,27 @@ mod tests {
         assert!(!hub.published().1[0].live);
     }
 
+    /// A worker thread that keeps answering the hub for `engine` until the flag is set.
+    fn service_in_background(
+        mut wc: WorkerControl,
+        mut engine: Engine,
+        now: Instant,
+    ) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let worker = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                wc.service(&mut engine, now);
+                std::thread::yield_now();
+            }
+        });
+        (stop, worker)
+    }
+
     #[test]
     fn listing_is_batched_and_filtered() {
         let hub = ControlHub::new();
-        let mut wc = hub.register_worker(LinkType::RawIpv4);
+        let wc = hub.register_worker(LinkType::RawIpv4);
         let now = Instant::from_secs(1);
         let mut engine = Engine::new(Config::default(), now, 7);
         let local = "198.18.0.1:0".parse().unwrap();
@@ -710,16 +727,7 @@ mod tests {
         engine.poll_transmit(now, &mut sink);
         assert_eq!(sink.0.len(), n);
         engine.listen("198.18.0.1:80".parse().unwrap(), 16).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    wc.service(&mut engine, now);
-                    std::thread::yield_now();
-                }
-            })
-        };
+        let (stop, worker) = service_in_background(wc, engine, now);
         let mut got = Vec::new();
         let count = hub
             .list(
@@ -822,17 +830,8 @@ mod tests {
             engine.insert_timewait_for_test(local(i), remote(i), ttl);
         }
         let hub = ControlHub::new();
-        let mut wc = hub.register_worker(LinkType::RawIpv4);
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    wc.service(&mut engine, now);
-                    std::thread::yield_now();
-                }
-            })
-        };
+        let wc = hub.register_worker(LinkType::RawIpv4);
+        let (stop, worker) = service_in_background(wc, engine, now);
         let mut all = HashSet::new();
         let t0 = std::time::Instant::now();
         let count = hub
