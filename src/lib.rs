@@ -13,6 +13,8 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod control;
+pub mod host;
+pub mod lab;
 pub mod sim;
 pub mod stack;
 pub mod tcp;
