@@ -2,6 +2,11 @@
 //! allocation per event in the steady state; or (`threaded`) app logic on threads of its own, reached through
 //! lock-free queues and rings by a bridge that is itself such a callback app.
 //!
+//! Owns: the apps, the app-thread API (`threaded`: [`Listener`](threaded::Listener),
+//! [`Connection`](threaded::Connection), [`Poller`](threaded::Poller)) and its per-connection byte rings. Must not
+//! touch: the engine's tables (apps use the `Engine` API), frames or rings of the AF_XDP layer, system calls (the
+//! doorbells and parking are `xdptcp_sync`'s, the rest `sys`'s).
+//!
 //! Every app handles back-pressure the same way: it reads only when it has no unsent output, and when `send` takes
 //! less than offered it keeps the rest and resumes on `Writable`. So a slow reader closes our receive window instead
 //! of growing our memory.

@@ -2,7 +2,8 @@
 //! without ever slowing a worker.
 //!
 //! A kernel-bypass stack hides from `netstat -s`, `ss`, `sysctl` and `tcpdump`; this module brings their
-//! equivalents. Pieces:
+//! equivalents. Owns: the control protocol, its server and clients, captures and metrics. Must not touch: a
+//! worker's state except through [`WorkerControl`] on the worker's own thread, and system calls (`sys`). Pieces:
 //!
 //! - [`WorkerControl`]: one per worker, owned by the worker thread. [`WorkerControl::service`] runs once per loop
 //!   iteration and costs a time comparison and a channel emptiness check when nobody asks anything; it answers
@@ -109,19 +110,11 @@ pub use server::{ControlServer, ServerConfig};
 pub use ssfilter::{SsFilter, StateSet};
 pub use worker::{ControlHub, HubError, WorkerControl, WorkerSnapshot};
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// Waits until `fd` is readable (or hung up) or `timeout` passes; true if readable. Used by the accept loops so
 /// they notice shutdown without a busy loop.
-pub(crate) fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> std::io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.kind() == std::io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
-    }
-    Ok(n > 0)
+pub(crate) fn wait_readable(fd: &impl AsFd, timeout: Duration) -> std::io::Result<bool> {
+    crate::sys::wait_readable(fd, timeout)
 }

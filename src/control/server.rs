@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -206,23 +205,8 @@ fn reply_once(stream: &UnixStream, message: &str) -> io::Result<()> {
 /// Root, or the user the server runs as (tests, unprivileged labs). The socket's 0600 mode already keeps others
 /// out; this also covers a socket file whose mode someone loosened.
 fn peer_allowed(stream: &UnixStream) -> io::Result<()> {
-    let mut cred = libc::ucred { pid: 0, uid: u32::MAX, gid: u32::MAX };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`, a properly sized and aligned ucred.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            &mut cred as *mut libc::ucred as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let cred = crate::sys::peer_cred(stream)?;
+    let me = crate::sys::effective_uid();
     if cred.uid == 0 || cred.uid == me {
         Ok(())
     } else {
@@ -382,10 +366,7 @@ impl Write for FrameWriter {
 
 /// True while the client neither sent anything nor hung up (either ends the capture).
 fn client_still_listening(stream: &UnixStream) -> bool {
-    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n == 0
+    !crate::sys::readable_or_hung_up(stream)
 }
 
 fn serve_capture(

@@ -11,21 +11,24 @@
 //! and the consumer hands the engine a slice of the slot, so a hand-off is one copy and no allocation.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam::utils::CachePadded;
+use xdptcp_sync::bell::Doorbell;
+use xdptcp_sync::cursor::{self, ConsCursor, ProdCursor};
 
 /// Slots per ring (a power of two). 512 × a 1500-byte MTU = 750 KiB of address space per ordered pair; pages are
 /// touched only as far as the ring ever fills.
 pub const DEFAULT_SLOTS: usize = 512;
 
-/// The ring shared by one producer (the receiving worker) and one consumer (the owner).
+/// The ring shared by one producer (the receiving worker) and one consumer (the owner), driven by the shared
+/// cursor protocol (`xdptcp_sync::cursor`).
 struct Ring {
     /// Next slot the consumer reads (only the consumer writes it).
-    head: CachePadded<AtomicUsize>,
+    head: CachePadded<AtomicU32>,
     /// Next slot the producer writes (only the producer writes it).
-    tail: CachePadded<AtomicUsize>,
+    tail: CachePadded<AtomicU32>,
     mask: usize,
     slot_size: usize,
     lens: Box<[UnsafeCell<u16>]>,
@@ -42,18 +45,19 @@ impl Drop for Ring {
     }
 }
 
-// SAFETY: slot `i` is written only by the producer while `tail` has not passed it and read only by the consumer
-// after the producer's Release store of `tail` made it visible and before the consumer's Release store of `head`
-// gives it back; the handles below are the only way in and there is exactly one of each per ring.
+// SAFETY: slot `i` is written only by the producer while its cursor counts it free and read only by the consumer
+// while its cursor counts it ready (the cursor's Release/Acquire pairs order the two); the handles below are the
+// only way in and there is exactly one of each per ring.
 unsafe impl Sync for Ring {}
+// SAFETY: the raw `data` pointer is owned by the ring (freed once in Drop); see Sync for the slots.
 unsafe impl Send for Ring {}
 
 impl Ring {
     fn new(slots: usize, slot_size: usize) -> Ring {
         let slots = slots.max(2).next_power_of_two();
         Ring {
-            head: CachePadded::new(AtomicUsize::new(0)),
-            tail: CachePadded::new(AtomicUsize::new(0)),
+            head: CachePadded::new(AtomicU32::new(0)),
+            tail: CachePadded::new(AtomicU32::new(0)),
             mask: slots - 1,
             slot_size,
             lens: (0..slots).map(|_| UnsafeCell::new(0)).collect(),
@@ -63,30 +67,47 @@ impl Ring {
         }
     }
 
-    fn slot_ptr(&self, index: usize) -> *mut u8 {
+    fn slot_ptr(&self, index: u32) -> *mut u8 {
         // SAFETY: the offset is at most `(slots - 1) × slot_size`, inside the allocation.
-        unsafe { self.data.add((index & self.mask) * self.slot_size) }
+        unsafe { self.data.add((index as usize & self.mask) * self.slot_size) }
+    }
+
+    fn slots(&self) -> u32 {
+        (self.mask + 1) as u32
     }
 
     /// Packets queued and not yet taken.
     fn len(&self) -> usize {
-        self.tail.load(Ordering::Acquire).wrapping_sub(self.head.load(Ordering::Acquire))
+        cursor::queued(&self.tail, &self.head) as usize
     }
 }
 
 /// The sending end of one ring.
 pub struct Producer {
     ring: Arc<Ring>,
-    /// The consumer's position as last seen: re-read only when the ring looks full.
-    head_cache: usize,
-    /// Next slot to write; published to the consumer (`tail`) by `publish`, once per batch, so the shared line
-    /// moves once per batch rather than once per packet.
-    tail: usize,
+    /// Re-reads the consumer's position only when the ring looks full, and publishes once per batch (`publish`),
+    /// so the shared lines move once per batch rather than once per packet.
+    cursor: ProdCursor,
+}
+
+impl Producer {
+    fn new(ring: Arc<Ring>) -> Producer {
+        let cursor = ProdCursor::new(&ring.tail, &ring.head, ring.slots());
+        Producer { ring, cursor }
+    }
 }
 
 /// The receiving end of one ring.
 pub struct Consumer {
     ring: Arc<Ring>,
+    cursor: ConsCursor,
+}
+
+impl Consumer {
+    fn new(ring: Arc<Ring>) -> Consumer {
+        let cursor = ConsCursor::new(&ring.tail, &ring.head, ring.slots());
+        Consumer { ring, cursor }
+    }
 }
 
 /// Why a push failed.
@@ -103,30 +124,22 @@ impl Producer {
         if packet.len() > r.slot_size || packet.len() > u16::MAX as usize {
             return Err(PushError::TooLarge);
         }
-        let tail = self.tail;
-        if tail.wrapping_sub(self.head_cache) > r.mask {
-            self.head_cache = r.head.load(Ordering::Acquire);
-            if tail.wrapping_sub(self.head_cache) > r.mask {
-                return Err(PushError::Full);
-            }
+        if self.cursor.free(&r.head, 1) == 0 {
+            return Err(PushError::Full);
         }
-        // SAFETY: the slot at `tail` is free (the consumer's head has passed it) and only this producer writes it.
+        let tail = self.cursor.next();
+        // SAFETY: the slot at `tail` is free (the cursor counted it) and only this producer writes it.
         unsafe {
             std::ptr::copy_nonoverlapping(packet.as_ptr(), r.slot_ptr(tail), packet.len());
-            *r.lens[tail & r.mask].get() = packet.len() as u16;
+            *r.lens[tail as usize & r.mask].get() = packet.len() as u16;
         }
-        self.tail = tail.wrapping_add(1);
+        self.cursor.advance(1);
         Ok(())
     }
 
     /// Makes the packets pushed so far visible to the consumer. Returns whether there were new ones.
     pub fn publish(&mut self) -> bool {
-        let r = &*self.ring;
-        let new = r.tail.load(Ordering::Relaxed) != self.tail;
-        if new {
-            r.tail.store(self.tail, Ordering::Release);
-        }
-        new
+        self.cursor.publish(&self.ring.tail)
     }
 }
 
@@ -134,22 +147,19 @@ impl Consumer {
     /// Hands up to `max` queued packets to `f` in order, each as a slice of its slot; returns how many.
     pub fn drain(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize {
         let r = &*self.ring;
-        let head = r.head.load(Ordering::Relaxed);
-        let tail = r.tail.load(Ordering::Acquire);
-        let n = tail.wrapping_sub(head).min(max);
+        let n = self.cursor.avail(&r.tail, u32::try_from(max).unwrap_or(u32::MAX));
+        let head = self.cursor.next();
         for i in 0..n {
             let index = head.wrapping_add(i);
-            // SAFETY: the producer published this slot (Acquire above) and will not touch it until `head` passes it.
+            // SAFETY: the producer published this slot (the cursor's Acquire) and will not touch it until released.
             let packet = unsafe {
-                let len = *r.lens[index & r.mask].get() as usize;
+                let len = *r.lens[index as usize & r.mask].get() as usize;
                 std::slice::from_raw_parts(r.slot_ptr(index), len.min(r.slot_size))
             };
             f(packet);
         }
-        if n > 0 {
-            r.head.store(head.wrapping_add(n), Ordering::Release);
-        }
-        n
+        self.cursor.release(&r.head, n);
+        n as usize
     }
 
     /// Packets waiting.
@@ -162,40 +172,11 @@ impl Consumer {
     }
 }
 
-/// Wakes a worker sleeping in `poll()` when a peer hands it a packet: an eventfd beside its AF_XDP socket, rung
-/// only while the worker says it sleeps (so the busy path costs one shared load per batch, no syscall).
-pub struct Doorbell {
-    fd: std::os::fd::OwnedFd,
-    sleeping: std::sync::atomic::AtomicBool,
-}
-
-impl Doorbell {
-    fn new() -> std::io::Result<Doorbell> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: eventfd has no memory preconditions; the fd is owned (and closed) by OwnedFd.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd nobody else owns.
-        Ok(Doorbell { fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }, sleeping: Default::default() })
-    }
-
-    fn ring(&self) {
-        use std::os::fd::AsRawFd;
-        // Pairs with the fence in `Handoff::wait`: either the sleeper sees our packet or we see it sleeping.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) {
-            let one = 1u64;
-            // SAFETY: writes 8 bytes from a live u64 to our eventfd. A full counter (EAGAIN) already wakes it.
-            unsafe { libc::write(self.fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
-        }
-    }
-}
-
 /// A worker's ends of the mesh: a producer towards every other worker and a consumer from every other worker.
 pub struct Handoff {
     me: usize,
+    /// Wakes this worker sleeping in `poll()` when a peer hands it a packet: rung only while the worker announced
+    /// it sleeps, so the busy path costs one shared load per batch and no system call.
     bell: Arc<Doorbell>,
     /// Peers' doorbells, by worker.
     peers: Vec<Arc<Doorbell>>,
@@ -240,11 +221,8 @@ pub fn mesh(workers: usize, slots: usize, slot_size: usize) -> std::io::Result<(
             sent_to: vec![false; workers],
             running: running.clone(),
             finished: false,
-            out: rings[me]
-                .iter()
-                .map(|r| r.as_ref().map(|r| Producer { ring: r.clone(), head_cache: 0, tail: 0 }))
-                .collect(),
-            inbox: (0..workers).map(|from| rings[from][me].as_ref().map(|r| Consumer { ring: r.clone() })).collect(),
+            out: rings[me].iter().map(|r| r.as_ref().map(|r| Producer::new(r.clone()))).collect(),
+            inbox: (0..workers).map(|from| rings[from][me].as_ref().map(|r| Consumer::new(r.clone()))).collect(),
         })
         .collect();
     Ok((handoffs, MeshProbe { rings }))
@@ -300,21 +278,13 @@ impl Handoff {
     /// eventfd) is readable, or `timeout_ms` passes.
     pub fn wait(&mut self, xsk_fd: std::os::fd::RawFd, extra_fd: Option<std::os::fd::RawFd>, timeout_ms: i32) {
         use std::os::fd::AsRawFd;
-        self.bell.sleeping.store(true, Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::SeqCst);
+        self.bell.announce();
         if self.pending() == 0 {
-            let mut fds = [
-                libc::pollfd { fd: xsk_fd, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: self.bell.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: extra_fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
-            ];
-            // SAFETY: three valid pollfd entries (a negative fd is ignored by poll).
-            unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout_ms) };
+            // An interrupted or failed wait is a short sleep: the worker loop checks its rings either way.
+            let _ =
+                crate::sys::poll_readable(&[xsk_fd, self.bell.fd().as_raw_fd(), extra_fd.unwrap_or(-1)], timeout_ms);
         }
-        self.bell.sleeping.store(false, Ordering::Relaxed);
-        let mut v = 0u64;
-        // SAFETY: reads 8 bytes into a live u64; EAGAIN when not rung is fine.
-        unsafe { libc::read(self.bell.fd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+        self.bell.woke();
     }
 
     /// Delivers up to `max_each` packets from every other worker to `f`; returns how many.

@@ -180,67 +180,11 @@ pub fn read_nic_rss(iface: &str) -> std::io::Result<(Vec<u8>, Vec<u32>)> {
 
 /// As [`read_nic_rss`], plus the hash function and the TCP/IPv4 hash fields.
 pub fn read_nic_rss_info(iface: &str) -> std::io::Result<NicRss> {
-    const SIOCETHTOOL: libc::c_ulong = 0x8946;
-    const ETHTOOL_GRSSH: u32 = 0x46;
-    const ETHTOOL_GRXFH: u32 = 0x29;
     const TCP_V4_FLOW: u32 = 0x01;
-    // struct ethtool_rxfh: cmd, rss_context, indir_size, key_size, hfunc, input_xfrm, rsvd8[2], rsvd32, then
-    // indir_size u32s followed by key_size bytes.
-    const HEADER: usize = 24;
-    #[repr(C)]
-    struct IfReq {
-        name: [u8; 16],
-        data: *mut u8,
-        _pad: [u8; 16],
-    }
-    if iface.len() >= 16 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "interface name too long"));
-    }
-    // SAFETY: a plain datagram socket used only as an ioctl handle; closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let call = |buf: &mut Vec<u8>| -> std::io::Result<()> {
-        let mut req = IfReq { name: [0; 16], data: buf.as_mut_ptr(), _pad: [0; 16] };
-        req.name[..iface.len()].copy_from_slice(iface.as_bytes());
-        // SAFETY: `req.data` points at `buf`, sized for what the command reads and writes.
-        let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut req as *mut IfReq) };
-        if rc < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
-    let result = (|| {
-        let mut head = vec![0u8; HEADER];
-        head[..4].copy_from_slice(&ETHTOOL_GRSSH.to_ne_bytes());
-        call(&mut head)?;
-        let indir_size = u32::from_ne_bytes(head[8..12].try_into().expect("4 bytes")) as usize;
-        let key_size = u32::from_ne_bytes(head[12..16].try_into().expect("4 bytes")) as usize;
-        if indir_size > 1 << 16 || key_size > 1024 {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "implausible RSS sizes"));
-        }
-        let mut full = vec![0u8; HEADER + indir_size * 4 + key_size];
-        full[..16].copy_from_slice(&head[..16]);
-        call(&mut full)?;
-        let indirection = full[HEADER..HEADER + indir_size * 4]
-            .chunks_exact(4)
-            .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
-            .collect();
-        let key = full[HEADER + indir_size * 4..].to_vec();
-        let hfunc = full[16];
-        // struct ethtool_rxnfc: cmd, flow_type, then the u64 data (at offset 8); the rest (flow spec, rule count)
-        // is not used by GRXFH but the kernel copies the whole struct: give it room.
-        let mut rxnfc = vec![0u8; 256];
-        rxnfc[..4].copy_from_slice(&ETHTOOL_GRXFH.to_ne_bytes());
-        rxnfc[4..8].copy_from_slice(&TCP_V4_FLOW.to_ne_bytes());
-        let tcp4_fields = call(&mut rxnfc).ok().map(|_| u64::from_ne_bytes(rxnfc[8..16].try_into().expect("8 bytes")));
-        Ok(NicRss { key, indirection, hfunc, tcp4_fields })
-    })();
-    // SAFETY: fd was opened above and is not used after this.
-    unsafe { libc::close(fd) };
-    result
+    let ethtool = crate::sys::ethtool::Ethtool::new(iface)?;
+    let rxfh = ethtool.rxfh()?;
+    let tcp4_fields = ethtool.rx_flow_hash(TCP_V4_FLOW).ok();
+    Ok(NicRss { key: rxfh.key, indirection: rxfh.indirection, hfunc: rxfh.hfunc, tcp4_fields })
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::wire::{
     ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, Icmpv4Repr, IpProtocol, Ipv4Repr, WireError,
 };
 use crate::xdp::pool::FramePool;
-use crate::xdp::ring::{Desc, XskRings};
+use crate::xdp::{Desc, XskRings};
 
 /// Frames moved per ring operation.
 pub const BATCH: usize = 64;
@@ -600,7 +600,7 @@ impl<R: XskRings> PacketSink for Datapath<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xdp::ring::fake::FakeRings;
+    use crate::xdp::fake::FakeRings;
 
     const OUR_MAC: Mac = [2, 0, 0, 0, 0, 1];
     const GW_MAC: Mac = [2, 0, 0, 0, 0, 0xfe];

@@ -18,7 +18,7 @@ use crate::stack::handoff::Handoff;
 use crate::stack::steer::Owners;
 use crate::tcp::{Counter, Counters, Engine, ListenerId, PacketSink};
 use crate::time::{Instant, MonotonicClock};
-use crate::xdp::ring::{KernelStats, XskRings};
+use crate::xdp::{KernelStats, XskRings};
 
 /// Empty loop iterations before the worker sleeps in `poll()`.
 const SPIN_ROUNDS: u32 = 64;
@@ -296,12 +296,8 @@ impl<R: XskRings> Worker<R> {
                     let _ = self.dp.rings_mut().poll_rx(ms);
                 }
                 Some(efd) => {
-                    let mut fds = [
-                        libc::pollfd { fd: self.dp.rings().fd(), events: libc::POLLIN, revents: 0 },
-                        libc::pollfd { fd: efd, events: libc::POLLIN, revents: 0 },
-                    ];
-                    // SAFETY: two valid pollfd entries; a negative fd (test rings) is ignored by poll().
-                    unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+                    // A failed or interrupted wait is a short sleep: the loop checks everything either way.
+                    let _ = crate::sys::poll_readable(&[self.dp.rings().fd(), efd], ms);
                 }
             },
         }

@@ -337,20 +337,19 @@ impl App for Bridge {
     }
 
     fn wake_fd(&self) -> Option<RawFd> {
-        Some(self.me.eventfd.as_raw_fd())
+        Some(self.me.bell.fd().as_raw_fd())
     }
 
     fn prepare_sleep(&mut self) -> bool {
-        self.me.idle.store(true, Ordering::SeqCst);
+        self.me.bell.announce();
         if !self.me.ready.is_empty() || (!self.pending.is_empty() && !self.me.accept.is_full()) {
-            self.me.idle.store(false, Ordering::SeqCst);
+            self.me.bell.withdraw();
             return false;
         }
         true
     }
 
     fn woke(&mut self) {
-        self.me.idle.store(false, Ordering::SeqCst);
-        self.me.drain_eventfd();
+        self.me.bell.woke();
     }
 }

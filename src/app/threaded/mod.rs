@@ -5,10 +5,10 @@
 //! (readiness for many connections on one thread).
 //!
 //! Wake-ups cost nothing while both sides are busy. The app side wakes the worker only when the worker announced it
-//! is about to sleep in `poll()` (an eventfd it also polls, written once per sleep); the worker unparks an app
-//! thread only when that thread announced it is parked. Each announcement is a SeqCst store followed by a re-check
-//! of the rings, and each notifier publishes before a SeqCst fence and then reads the announcement, so one of the
-//! two always sees the other (no lost wake-up), and a busy pair never makes a syscall.
+//! is about to sleep in `poll()` (its [`Doorbell`], an eventfd it also polls, written once per sleep); the worker
+//! unparks an app thread only when that thread announced it is parked (its [`Parker`]). Both are the one
+//! announce / fence / re-check protocol of `xdptcp_sync::bell`, loom-checked there: one of the two sides always sees
+//! the other (no lost wake-up), and a busy pair never makes a syscall.
 //!
 //! Memory: a connection costs one [`ConnShared`] (under 1 KiB: ring counters on their own cache lines, flags);
 //! each direction's buffer (`ring` bytes) is allocated on its first write, and headers with their buffers are
@@ -20,15 +20,13 @@ pub mod ring;
 
 use std::io;
 use std::net::SocketAddrV4;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::thread::Thread;
 use std::time::{Duration, Instant as StdInstant};
 
 use crossbeam::epoch::{self, Atomic, Owned};
 use crossbeam::queue::{ArrayQueue, SegQueue};
-use crossbeam::utils::CachePadded;
+use xdptcp_sync::bell::{Doorbell, Parker};
 
 pub use bridge::Bridge;
 use ring::ByteRing;
@@ -104,7 +102,7 @@ impl Hub {
         self.closed.store(true, Ordering::SeqCst);
         while let Some(w) = self.accept_waiters.pop() {
             w.in_accept_queue.store(false, Ordering::Relaxed);
-            w.thread.unpark();
+            w.parker.thread().unpark();
         }
     }
 
@@ -129,43 +127,32 @@ impl Hub {
     }
 }
 
-/// One worker's end: its accept queue, the connections the app side touched, and its eventfd.
+/// One worker's end: its accept queue, the connections the app side touched, and its doorbell.
 struct WorkerShared {
     accept: ArrayQueue<Accepted>,
     /// Worker-side slot numbers of connections with news from the app side (each at most once: `worker_queued`).
     ready: SegQueue<u32>,
-    /// The worker set this before sleeping in `poll()`; whoever clears it writes the eventfd.
-    idle: CachePadded<AtomicBool>,
+    /// The worker announces on it before sleeping in `poll()`; the app thread that takes the announcement writes
+    /// its eventfd.
+    bell: Doorbell,
     /// The worker left connections in the engine because `accept` was full: tell it when there is room.
     accept_blocked: AtomicBool,
-    eventfd: OwnedFd,
 }
 
 impl WorkerShared {
     fn new(accept_queue: usize) -> io::Result<WorkerShared> {
-        // SAFETY: plain syscall; the fd is owned below.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(WorkerShared {
             accept: ArrayQueue::new(accept_queue.max(1)),
             ready: SegQueue::new(),
-            idle: CachePadded::new(AtomicBool::new(false)),
+            bell: Doorbell::new()?,
             accept_blocked: AtomicBool::new(false),
-            // SAFETY: a fresh fd nobody else owns.
-            eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
 
     /// Wakes the worker if (and only if) it announced it sleeps.
     fn wake(&self, stats: &Stats) {
-        fence(Ordering::SeqCst);
-        if self.idle.load(Ordering::Relaxed) && self.idle.swap(false, Ordering::SeqCst) {
+        if self.bell.ring() {
             stats.worker_wakes.fetch_add(1, Ordering::Relaxed);
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a valid u64 to our eventfd. A full counter (EAGAIN) still wakes the poll.
-            unsafe { libc::write(self.eventfd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
         }
     }
 
@@ -175,12 +162,6 @@ impl WorkerShared {
             self.ready.push(conn.worker_slot.load(Ordering::Relaxed));
         }
         self.wake(stats);
-    }
-
-    fn drain_eventfd(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a valid u64; non-blocking.
-        unsafe { libc::read(self.eventfd.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
     }
 }
 
@@ -306,13 +287,9 @@ impl Drop for ConnShared {
     }
 }
 
-const RUNNING: u8 = 0;
-const PARKED: u8 = 1;
-
 /// One app thread's parking spot, shared with whoever may wake it.
 pub struct Waiter {
-    thread: Thread,
-    state: CachePadded<AtomicU8>,
+    parker: Parker,
     /// Poller tokens of connections with news.
     ready: SegQueue<usize>,
     in_accept_queue: AtomicBool,
@@ -323,8 +300,7 @@ impl Waiter {
     fn current() -> Arc<Waiter> {
         thread_local! {
             static W: Arc<Waiter> = Arc::new(Waiter {
-                thread: std::thread::current(),
-                state: CachePadded::new(AtomicU8::new(RUNNING)),
+                parker: Parker::current(),
                 ready: SegQueue::new(),
                 in_accept_queue: AtomicBool::new(false),
             });
@@ -334,31 +310,22 @@ impl Waiter {
 
     /// Unparks the thread if it announced it parks; true if it did.
     fn wake(&self, stats: &Stats) -> bool {
-        fence(Ordering::SeqCst);
-        if self.state.load(Ordering::Relaxed) == PARKED
-            && self.state.compare_exchange(PARKED, RUNNING, Ordering::SeqCst, Ordering::Relaxed).is_ok()
-        {
+        let woke = self.parker.unpark();
+        if woke {
             stats.app_unparks.fetch_add(1, Ordering::Relaxed);
-            self.thread.unpark();
-            return true;
         }
-        false
+        woke
     }
 
     /// Parks until woken or `deadline`, unless `ready()` holds after the announcement. `ready` re-checks the rings.
     fn park(&self, stats: &Stats, deadline: Option<StdInstant>, ready: impl Fn() -> bool) {
-        self.state.store(PARKED, Ordering::SeqCst);
-        if ready() {
-            self.state.store(RUNNING, Ordering::SeqCst);
-            return;
-        }
-        stats.app_parks.fetch_add(1, Ordering::Relaxed);
-        // A wake-up between the announcement and park() leaves the thread's token set, so park() returns at once.
-        match deadline {
-            Some(d) => std::thread::park_timeout(d.saturating_duration_since(StdInstant::now())),
-            None => std::thread::park(),
-        }
-        self.state.store(RUNNING, Ordering::SeqCst);
+        self.parker.park(deadline, || {
+            let r = ready();
+            if !r {
+                stats.app_parks.fetch_add(1, Ordering::Relaxed);
+            }
+            r
+        });
     }
 }
 

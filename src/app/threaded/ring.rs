@@ -1,22 +1,23 @@
 //! A bounded single-producer single-consumer byte ring with atomics, its buffer allocated on the first write.
 //!
-//! Positions are free-running `usize` counters (wrapping arithmetic), the buffer a power of two. The producer
-//! publishes bytes with a Release store of `tail`, the consumer frees space with a Release store of `head`; each
-//! side reads the other's counter with Acquire. The two counters live on separate cache lines, so a busy pair moves
+//! Positions are free-running `u32` counters (wrapping arithmetic), the buffer a power of two, driven by the shared
+//! cursor protocol (`xdptcp_sync::cursor`, loom-checked): the producer publishes bytes with a Release store of
+//! `tail`, the consumer frees space with a Release store of `head`; each side reads the other's counter with Acquire. The two counters live on separate cache lines, so a busy pair moves
 //! one line per batch in each direction and never writes the same line.
 //!
 //! Lazy buffer: an idle connection costs the ring header only. The producer allocates and publishes the pointer
 //! (Release) before its first `tail` store; the consumer reads the pointer only after seeing `tail` move (Acquire).
 
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crossbeam::utils::CachePadded;
+use xdptcp_sync::cursor::{self, ConsCursor, ProdCursor};
 
 pub struct ByteRing {
     /// Consumer position: bytes read so far.
-    head: CachePadded<AtomicUsize>,
+    head: CachePadded<AtomicU32>,
     /// Producer position: bytes written so far.
-    tail: CachePadded<AtomicUsize>,
+    tail: CachePadded<AtomicU32>,
     buf: AtomicPtr<u8>,
     cap: usize,
 }
@@ -25,6 +26,7 @@ pub struct ByteRing {
 // `tail` and `head + cap`), and read by the single consumer in the region published by `tail`; the unsafe methods'
 // contracts keep each role on one thread at a time.
 unsafe impl Send for ByteRing {}
+// SAFETY: as for Send: shared use is the SPSC contract above.
 unsafe impl Sync for ByteRing {}
 
 impl ByteRing {
@@ -32,8 +34,8 @@ impl ByteRing {
     pub fn new(cap: usize) -> ByteRing {
         let cap = cap.clamp(64, 1 << 30).next_power_of_two();
         ByteRing {
-            head: CachePadded::new(AtomicUsize::new(0)),
-            tail: CachePadded::new(AtomicUsize::new(0)),
+            head: CachePadded::new(AtomicU32::new(0)),
+            tail: CachePadded::new(AtomicU32::new(0)),
             buf: AtomicPtr::new(std::ptr::null_mut()),
             cap,
         }
@@ -45,9 +47,7 @@ impl ByteRing {
 
     /// Bytes readable now (exact for the consumer, a lower bound of the free space's complement for others).
     pub fn len(&self) -> usize {
-        let tail = self.tail.load(Ordering::Acquire);
-        let head = self.head.load(Ordering::Acquire);
-        tail.wrapping_sub(head)
+        cursor::queued(&self.tail, &self.head) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -80,23 +80,22 @@ impl ByteRing {
     /// # Safety
     /// Only one thread at a time may act as the producer (`write`, `write_with`).
     pub unsafe fn write(&self, data: &[u8]) -> usize {
-        let tail = self.tail.load(Ordering::Relaxed);
-        let head = self.head.load(Ordering::Acquire);
-        let free = self.cap - tail.wrapping_sub(head);
-        let n = free.min(data.len());
+        let mut c = ProdCursor::new(&self.tail, &self.head, self.cap as u32);
+        let n = (c.free(&self.head, 0) as usize).min(data.len());
         if n == 0 {
             return 0;
         }
         let buf = self.buffer();
-        let at = tail & (self.cap - 1);
+        let at = c.next() as usize & (self.cap - 1);
         let first = n.min(self.cap - at);
         // SAFETY: [at, at+first) and [0, n-first) lie in the buffer and in the free region, which the consumer does
-        // not read until the Release store of `tail` below.
+        // not read until the cursor publishes `tail` below.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), buf.add(at), first);
             std::ptr::copy_nonoverlapping(data.as_ptr().add(first), buf, n - first);
         }
-        self.tail.store(tail.wrapping_add(n), Ordering::Release);
+        c.advance(n as u32);
+        c.publish(&self.tail);
         n
     }
 
@@ -127,14 +126,13 @@ impl ByteRing {
     /// # Safety
     /// Consumer only; the slice is valid until the next `consume`.
     pub unsafe fn peek(&self) -> &[u8] {
-        let tail = self.tail.load(Ordering::Acquire);
-        let head = self.head.load(Ordering::Relaxed);
-        let len = tail.wrapping_sub(head);
+        let c = ConsCursor::new(&self.tail, &self.head, self.cap as u32);
+        let len = c.ready() as usize;
         if len == 0 {
             return &[];
         }
         let buf = self.buf.load(Ordering::Acquire);
-        let at = head & (self.cap - 1);
+        let at = c.next() as usize & (self.cap - 1);
         let n = len.min(self.cap - at);
         // SAFETY: tail moved, so the producer published the buffer before; the region is ours until `consume`.
         unsafe { std::slice::from_raw_parts(buf.add(at), n) }
@@ -145,9 +143,8 @@ impl ByteRing {
     /// # Safety
     /// Consumer only; `n` at most what is readable.
     pub unsafe fn consume(&self, n: usize) {
-        let head = self.head.load(Ordering::Relaxed);
-        debug_assert!(n <= self.tail.load(Ordering::Acquire).wrapping_sub(head));
-        self.head.store(head.wrapping_add(n), Ordering::Release);
+        let mut c = ConsCursor::new(&self.tail, &self.head, self.cap as u32);
+        c.release(&self.head, n as u32);
     }
 
     /// Empties the ring for reuse (keeps the buffer).
@@ -214,6 +211,7 @@ mod tests {
         let r = ByteRing::new(100);
         assert_eq!(r.capacity(), 128);
         assert!(!r.allocated());
+        // SAFETY: one thread plays both roles, one call at a time.
         unsafe {
             assert_eq!(r.read(&mut [0; 8]), 0);
             assert!(!r.allocated(), "reading an empty ring allocates nothing");
@@ -242,6 +240,7 @@ mod tests {
             for (write, size) in ops {
                 if write {
                     let data: Vec<u8> = (0..size).map(|_| { next = next.wrapping_add(1); next }).collect();
+                    // SAFETY: one thread plays both roles, one call at a time.
                     let n = unsafe { r.write(&data) };
                     prop_assert_eq!(n, size.min(256 - model.len()));
                     model.extend(&data[..n]);
@@ -249,6 +248,7 @@ mod tests {
                     next = next.wrapping_sub((size - n) as u8);
                 } else {
                     let mut out = vec![0u8; size];
+                    // SAFETY: as above.
                     let n = unsafe { r.read(&mut out) };
                     prop_assert_eq!(n, size.min(model.len()));
                     let want: Vec<u8> = model.drain(..n).collect();
