@@ -23,7 +23,6 @@ pub mod bench;
 pub mod cli;
 pub mod control;
 pub mod sim;
-#[allow(unsafe_code)] // temporary: the hand-off rings' slot memory moves behind a safe API
 pub mod stack;
 #[allow(unsafe_code)]
 pub mod sys;
