@@ -25,7 +25,6 @@ pub mod control;
 pub mod host;
 pub mod lab;
 pub mod sim;
-#[allow(unsafe_code)] // temporary: the hand-off rings' slot memory moves behind a safe API
 pub mod stack;
 #[allow(unsafe_code)]
 pub mod sys;

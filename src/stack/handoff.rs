@@ -7,170 +7,21 @@
 //! hand-off, 50-110 ns per 1500-byte one (`tests::cost_between_two_cores`), which only matters when the steering is
 //! unknown (with the NIC's RSS known, hand-offs are zero).
 //!
-//! The ring's slots are preallocated, fixed-size byte buffers: the producer copies the packet straight into the slot
-//! and the consumer hands the engine a slice of the slot, so a hand-off is one copy and no allocation.
+//! The rings are `xdptcp_sync::slots` (loom-checked): fixed-size byte slots, each allocated the first time the ring
+//! reaches it; the producer copies the packet straight into the slot and the consumer hands the engine a slice of
+//! the slot, so a hand-off is one copy and, in the steady state, no allocation.
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam::utils::CachePadded;
 use xdptcp_sync::bell::Doorbell;
-use xdptcp_sync::cursor::{self, ConsCursor, ProdCursor};
+use xdptcp_sync::slots::{self, Consumer, Probe, Producer};
 
-/// Slots per ring (a power of two). 512 × a 1500-byte MTU = 750 KiB of address space per ordered pair; pages are
-/// touched only as far as the ring ever fills.
+/// Slots per ring (a power of two). 512 × a 1500-byte MTU = 750 KiB per ordered pair at most; slot buffers are
+/// allocated only as far as the ring ever fills.
 pub const DEFAULT_SLOTS: usize = 512;
 
-/// The ring shared by one producer (the receiving worker) and one consumer (the owner), driven by the shared
-/// cursor protocol (`xdptcp_sync::cursor`).
-struct Ring {
-    /// Next slot the consumer reads (only the consumer writes it).
-    head: CachePadded<AtomicU32>,
-    /// Next slot the producer writes (only the producer writes it).
-    tail: CachePadded<AtomicU32>,
-    mask: usize,
-    slot_size: usize,
-    lens: Box<[UnsafeCell<u16>]>,
-    /// `slots × slot_size` bytes, from a leaked `Box<[u8]>` (freed in Drop): a raw pointer so that writes through
-    /// it span a whole slot.
-    data: *mut u8,
-    data_len: usize,
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: `data`/`data_len` came from `Box::into_raw` of a boxed slice in `Ring::new` and are freed once.
-        unsafe { drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.data, self.data_len))) };
-    }
-}
-
-// SAFETY: slot `i` is written only by the producer while its cursor counts it free and read only by the consumer
-// while its cursor counts it ready (the cursor's Release/Acquire pairs order the two); the handles below are the
-// only way in and there is exactly one of each per ring.
-unsafe impl Sync for Ring {}
-// SAFETY: the raw `data` pointer is owned by the ring (freed once in Drop); see Sync for the slots.
-unsafe impl Send for Ring {}
-
-impl Ring {
-    fn new(slots: usize, slot_size: usize) -> Ring {
-        let slots = slots.max(2).next_power_of_two();
-        Ring {
-            head: CachePadded::new(AtomicU32::new(0)),
-            tail: CachePadded::new(AtomicU32::new(0)),
-            mask: slots - 1,
-            slot_size,
-            lens: (0..slots).map(|_| UnsafeCell::new(0)).collect(),
-            // Zeroed allocation: the pages stay untouched (free) until the ring first reaches them.
-            data: Box::into_raw(vec![0u8; slots * slot_size].into_boxed_slice()) as *mut u8,
-            data_len: slots * slot_size,
-        }
-    }
-
-    fn slot_ptr(&self, index: u32) -> *mut u8 {
-        // SAFETY: the offset is at most `(slots - 1) × slot_size`, inside the allocation.
-        unsafe { self.data.add((index as usize & self.mask) * self.slot_size) }
-    }
-
-    fn slots(&self) -> u32 {
-        (self.mask + 1) as u32
-    }
-
-    /// Packets queued and not yet taken.
-    fn len(&self) -> usize {
-        cursor::queued(&self.tail, &self.head) as usize
-    }
-}
-
-/// The sending end of one ring.
-pub struct Producer {
-    ring: Arc<Ring>,
-    /// Re-reads the consumer's position only when the ring looks full, and publishes once per batch (`publish`),
-    /// so the shared lines move once per batch rather than once per packet.
-    cursor: ProdCursor,
-}
-
-impl Producer {
-    fn new(ring: Arc<Ring>) -> Producer {
-        let cursor = ProdCursor::new(&ring.tail, &ring.head, ring.slots());
-        Producer { ring, cursor }
-    }
-}
-
-/// The receiving end of one ring.
-pub struct Consumer {
-    ring: Arc<Ring>,
-    cursor: ConsCursor,
-}
-
-impl Consumer {
-    fn new(ring: Arc<Ring>) -> Consumer {
-        let cursor = ConsCursor::new(&ring.tail, &ring.head, ring.slots());
-        Consumer { ring, cursor }
-    }
-}
-
-/// Why a push failed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum PushError {
-    Full,
-    TooLarge,
-}
-
-impl Producer {
-    /// Copies `packet` into the next slot (seen by the consumer after [`publish`](Self::publish)).
-    pub fn push(&mut self, packet: &[u8]) -> Result<(), PushError> {
-        let r = &*self.ring;
-        if packet.len() > r.slot_size || packet.len() > u16::MAX as usize {
-            return Err(PushError::TooLarge);
-        }
-        if self.cursor.free(&r.head, 1) == 0 {
-            return Err(PushError::Full);
-        }
-        let tail = self.cursor.next();
-        // SAFETY: the slot at `tail` is free (the cursor counted it) and only this producer writes it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(packet.as_ptr(), r.slot_ptr(tail), packet.len());
-            *r.lens[tail as usize & r.mask].get() = packet.len() as u16;
-        }
-        self.cursor.advance(1);
-        Ok(())
-    }
-
-    /// Makes the packets pushed so far visible to the consumer. Returns whether there were new ones.
-    pub fn publish(&mut self) -> bool {
-        self.cursor.publish(&self.ring.tail)
-    }
-}
-
-impl Consumer {
-    /// Hands up to `max` queued packets to `f` in order, each as a slice of its slot; returns how many.
-    pub fn drain(&mut self, max: usize, f: &mut dyn FnMut(&[u8])) -> usize {
-        let r = &*self.ring;
-        let n = self.cursor.avail(&r.tail, u32::try_from(max).unwrap_or(u32::MAX));
-        let head = self.cursor.next();
-        for i in 0..n {
-            let index = head.wrapping_add(i);
-            // SAFETY: the producer published this slot (the cursor's Acquire) and will not touch it until released.
-            let packet = unsafe {
-                let len = *r.lens[index as usize & r.mask].get() as usize;
-                std::slice::from_raw_parts(r.slot_ptr(index), len.min(r.slot_size))
-            };
-            f(packet);
-        }
-        self.cursor.release(&r.head, n);
-        n as usize
-    }
-
-    /// Packets waiting.
-    pub fn len(&self) -> usize {
-        self.ring.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use xdptcp_sync::slots::PushError;
 
 /// A worker's ends of the mesh: a producer towards every other worker and a consumer from every other worker.
 pub struct Handoff {
@@ -195,7 +46,7 @@ pub struct Handoff {
 #[derive(Clone)]
 pub struct MeshProbe {
     /// `rings[from][to]`.
-    rings: Vec<Vec<Option<Arc<Ring>>>>,
+    rings: Vec<Vec<Option<Probe>>>,
 }
 
 impl MeshProbe {
@@ -207,25 +58,38 @@ impl MeshProbe {
 
 /// Builds the full mesh for `workers` workers: `workers × (workers - 1)` rings of `slots` slots of `slot_size`
 /// bytes. Returns one [`Handoff`] per worker, in worker order, and a probe for leftovers.
-pub fn mesh(workers: usize, slots: usize, slot_size: usize) -> std::io::Result<(Vec<Handoff>, MeshProbe)> {
+pub fn mesh(workers: usize, per_ring: usize, slot_size: usize) -> std::io::Result<(Vec<Handoff>, MeshProbe)> {
     let bells: Vec<Arc<Doorbell>> = (0..workers).map(|_| Doorbell::new().map(Arc::new)).collect::<Result<_, _>>()?;
     let running = Arc::new(AtomicUsize::new(workers));
-    let rings: Vec<Vec<Option<Arc<Ring>>>> = (0..workers)
-        .map(|from| (0..workers).map(|to| (from != to).then(|| Arc::new(Ring::new(slots, slot_size)))).collect())
-        .collect();
-    let handoffs = (0..workers)
-        .map(|me| Handoff {
+    fn square<T>(n: usize) -> Vec<Vec<Option<T>>> {
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect()
+    }
+    // out[from][to], inbox[to][from], probes[from][to].
+    let (mut out, mut inbox, mut probes) = (square(workers), square(workers), square(workers));
+    for from in 0..workers {
+        for to in (0..workers).filter(|&to| to != from) {
+            let (p, c, probe) = slots::channel(per_ring, slot_size);
+            out[from][to] = Some(p);
+            inbox[to][from] = Some(c);
+            probes[from][to] = Some(probe);
+        }
+    }
+    let handoffs = out
+        .into_iter()
+        .zip(inbox)
+        .enumerate()
+        .map(|(me, (out, inbox))| Handoff {
             me,
             bell: bells[me].clone(),
             peers: bells.clone(),
             sent_to: vec![false; workers],
             running: running.clone(),
             finished: false,
-            out: rings[me].iter().map(|r| r.as_ref().map(|r| Producer::new(r.clone()))).collect(),
-            inbox: (0..workers).map(|from| rings[from][me].as_ref().map(|r| Consumer::new(r.clone()))).collect(),
+            out,
+            inbox,
         })
         .collect();
-    Ok((handoffs, MeshProbe { rings }))
+    Ok((handoffs, MeshProbe { rings: probes }))
 }
 
 impl Handoff {

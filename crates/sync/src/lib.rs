@@ -9,11 +9,46 @@
 //!   busy pair run without system calls and never loses a wake-up; [`bell::Doorbell`] adds the eventfd a worker
 //!   polls, [`bell::Parker`] the thread park of an app thread.
 //!
-//! Owns only the index and flag protocols: no buffers, no slots, no packets (the users own those and their
-//! `unsafe`). This crate has no `unsafe` code at all.
+//! - [`slots`]: the packet hand-off ring between workers (fixed-size slots on the cursor protocol), the one place
+//!   of this crate with `unsafe` (its slot cells, which loom checks for unsynchronised access).
+//!
+//! Owns the protocols and the hand-off slots; not the AF_XDP rings' memory (the kernel's) nor the app threads' byte
+//! rings (theirs).
 
 pub mod bell;
 pub mod cursor;
+pub mod slots;
+
+/// Interior mutability checked by loom under `cfg(loom)`; a thin wrapper of std's otherwise, with loom's API.
+pub(crate) mod cell {
+    #[cfg(loom)]
+    pub use loom::cell::UnsafeCell;
+
+    #[cfg(not(loom))]
+    #[derive(Debug)]
+    pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    #[cfg(not(loom))]
+    impl<T> UnsafeCell<T> {
+        pub fn new(v: T) -> UnsafeCell<T> {
+            UnsafeCell(std::cell::UnsafeCell::new(v))
+        }
+        pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+}
+
+/// `Arc`, real or loom's.
+pub(crate) mod sync {
+    #[cfg(loom)]
+    pub use loom::sync::Arc;
+    #[cfg(not(loom))]
+    pub use std::sync::Arc;
+}
 
 /// The atomics, real or loom's.
 pub(crate) mod atomic {

@@ -118,3 +118,32 @@ fn parker_never_sleeps_through_work() {
         app.join().unwrap();
     });
 }
+
+/// The hand-off slot ring itself: two slots, three packets of different lengths, every byte checked.
+#[test]
+fn slots_hand_over_whole_packets() {
+    use xdptcp_sync::slots;
+    loom::model(|| {
+        let (mut p, mut c, _) = slots::channel(2, 4);
+        let producer = thread::spawn(move || {
+            for i in 1..=3u8 {
+                while p.push(&vec![i; i as usize]).is_err() {
+                    thread::yield_now();
+                }
+                p.publish();
+            }
+        });
+        let mut want = 1u8;
+        while want <= 3 {
+            let n = c.drain(1, &mut |b| {
+                assert_eq!(b, &vec![want; want as usize][..], "a whole packet");
+            });
+            if n == 0 {
+                thread::yield_now();
+            } else {
+                want += 1;
+            }
+        }
+        producer.join().unwrap();
+    });
+}
