@@ -396,7 +396,7 @@ impl Server {
         let mut built = Vec::new();
         for (i, (q, dp)) in datapaths.into_iter().enumerate() {
             let clock = MonotonicClock::new();
-            let mut engine = Engine::new(config.clone(), clock.now(), rand::random());
+            let mut engine = Engine::with_secret(config.clone(), clock.now(), rand::random());
             let sharding = shards.get_mut(i).and_then(Option::take).map(|(o, r)| Sharding::new(o, r, &mut engine));
             let app_impl: Box<dyn crate::app::App> = match bridges.next() {
                 Some(b) => Box::new(b),

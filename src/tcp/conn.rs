@@ -136,7 +136,7 @@ pub(crate) struct Conn {
     /// Consecutive RTO expiries (or probes) without progress.
     pub retransmits: u32,
     pub total_retransmits: u64,
-    pub keepalive_probes: u32,
+    pub keepalive_probes: u8,
     pub last_rx: Instant,
     pub last_tx_data: Instant,
 
@@ -170,6 +170,11 @@ pub(crate) struct Conn {
     /// A Readable event was raised and the application has not drained since.
     pub readable_signalled: bool,
     pub want_writable: bool,
+    /// When (4 ms units, wrapping, 0 = never) we last answered an invalid segment (`tcp_invalid_ratelimit`, Linux's
+    /// `last_oow_ack_time`).
+    pub last_oow_ack: u16,
+    /// More than 2^30 bytes were acknowledged, so `SND.UNA - ISS` no longer measures them (it wraps at 4 GiB).
+    pub acked_far: bool,
 }
 
 impl Conn {
@@ -186,6 +191,13 @@ impl Conn {
     /// Our FIN has been sent and acknowledged.
     pub fn fin_acked(&self) -> bool {
         self.fin_seq().is_some_and(|f| self.snd_una.gt(f))
+    }
+
+    /// RFC 5961 §5.2 as Linux: how far below SND.UNA an ACK may lie, `min(MAX.SND.WND, bytes acknowledged)`, so a
+    /// fresh connection accepts no old ACK at all (review M2).
+    pub fn old_ack_range(&self) -> u32 {
+        let acked = if self.acked_far { u32::MAX } else { (self.snd_una - self.iss).saturating_sub(1) };
+        self.max_snd_wnd.min(acked)
     }
 
     pub fn bytes_in_flight(&self) -> u32 {
