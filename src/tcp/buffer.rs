@@ -128,9 +128,9 @@ fn reserve_range(chunks: &mut Chunks, pool: &mut ChunkPool, cs: usize, start: us
     while chunks.len() < needed {
         chunks.push_back(None);
     }
-    for i in start / cs..needed {
-        if chunks[i].is_none() {
-            chunks[i] = Some(pool.alloc());
+    for slot in chunks.range_mut(start / cs..needed) {
+        if slot.is_none() {
+            *slot = Some(pool.alloc());
         }
     }
 }

@@ -328,6 +328,9 @@ config! {
     /// Buffer memory of the engine in 4 KiB pages: below `low` no pressure; above `pressure`, connections holding
     /// more than their share stop growing their receive queues; above `high`, no buffer grows (Linux's `tcp_mem`).
     tcp_mem: [u32; 3] = [49152, 65536, 98304] => (IPV4, Range::Ordered(1, INT_MAX), RUNTIME),
+    /// Smallest MSS taken from a peer's SYN (Linux 5.2+'s `tcp_min_snd_mss`, CVE-2019-11479): a lower value is
+    /// raised to this.
+    tcp_min_snd_mss: u32 = 48 => (IPV4, Range::Int(48, 65535), RUNTIME),
     /// Ephemeral port range for active opens: low, high (inclusive).
     ip_local_port_range: [u16; 2] = [32768, 60999] => (IPV4, Range::Ordered(1, 65535), RESTART),
     /// Maximum segment lifetime in milliseconds; TIME_WAIT lasts 2*MSL (Linux hard-codes 60 s; this is FreeBSD's

@@ -256,11 +256,17 @@ pub(crate) struct Negotiated {
 
 impl Negotiated {
     /// Each option is used only if the peer offered it and our configuration allows it.
-    pub fn from_syn(opts: &crate::wire::TcpOptions, window_scaling: bool, sack: bool, timestamps: bool) -> Self {
+    pub fn from_syn(
+        opts: &crate::wire::TcpOptions,
+        window_scaling: bool,
+        sack: bool,
+        timestamps: bool,
+        min_mss: u16,
+    ) -> Self {
         Negotiated {
-            // RFC 9293 §3.7.1: without the option the peer takes 536; a silly small MSS is raised to 64 so a hostile
-            // peer cannot make us send one-byte segments.
-            peer_mss: opts.mss.unwrap_or(536).max(64),
+            // RFC 9293 §3.7.1: without the option the peer takes 536; a silly small MSS is raised to
+            // `tcp_min_snd_mss` (48, as Linux) so a hostile peer cannot make us send one-byte segments.
+            peer_mss: opts.mss.unwrap_or(536).max(min_mss),
             peer_wscale: opts.window_scale.filter(|_| window_scaling).map(|w| w.min(14)),
             sack: sack && opts.sack_permitted,
             ts_recent: opts.timestamps.filter(|_| timestamps).map(|(v, _)| v),
@@ -276,11 +282,10 @@ impl Conn {
         now: Instant,
         seg: &crate::wire::TcpRepr<'_>,
         our_mss: u16,
-        window_scaling: bool,
-        sack: bool,
-        timestamps: bool,
+        (window_scaling, sack, timestamps): (bool, bool, bool),
+        min_mss: u16,
     ) {
-        let n = Negotiated::from_syn(&seg.options, window_scaling, sack, timestamps);
+        let n = Negotiated::from_syn(&seg.options, window_scaling, sack, timestamps, min_mss);
         self.apply_negotiated(now, &n, our_mss);
         // The window in a SYN is never scaled (RFC 7323 §2.2).
         self.snd_wnd = seg.window as u32;
@@ -312,7 +317,7 @@ impl Conn {
             None => self.ts_enabled = false,
         }
         let ts_overhead = if self.ts_enabled { 12 } else { 0 };
-        self.smss = self.peer_mss.min(our_mss) - ts_overhead;
+        self.smss = self.peer_mss.min(our_mss).saturating_sub(ts_overhead).max(1);
         self.cc.set_mss(self.smss as u32);
     }
 }

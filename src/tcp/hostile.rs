@@ -115,7 +115,7 @@ pub fn run(data: &[u8]) {
     let mut cfg = Config::default();
     cfg.tcp_rmem = [4096, 65536, 262144];
     cfg.tcp_max_syn_backlog = 8;
-    cfg.tcp_syncookies = (data.first().copied().unwrap_or(0) % 3) as u8;
+    cfg.tcp_syncookies = data.first().copied().unwrap_or(0) % 3;
     cfg.tcp_fastopen = 3;
     let mut now = Instant::from_secs(1);
     let mut e = Engine::new(cfg, now, 7);

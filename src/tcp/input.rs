@@ -123,7 +123,7 @@ impl Engine {
         c.rcv_nxt = seg.seq + 1;
         c.rcv_adv = c.rcv_nxt;
         c.last_rx = now;
-        c.apply_syn_options(now, seg, mss, ws, sack, ts);
+        c.apply_syn_options(now, seg, mss, (ws, sack, ts), self.config.tcp_min_snd_mss as u16);
         if let Some(cookie) = seg.options.tfo_cookie.filter(|k| k.len > 0) {
             if self.tfo_cache.len() >= MAX_TFO_CACHE {
                 self.tfo_cache.clear();
@@ -720,7 +720,7 @@ impl Engine {
     /// per `tcp_invalid_ratelimit` unless the segment carries data (Linux's `tcp_oow_rate_limited`: data is not an
     /// ACK loop), so a forger gets no 1:1 reflection (review L15).
     fn oow_ack(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>, counter: Counter) {
-        if !(seg.segment_len() > 0 && !seg.flags.syn()) {
+        if seg.segment_len() == 0 || seg.flags.syn() {
             let mut last = self.conn_ref(index).last_oow_ack;
             let limited = self.oow_rate_limited(now, &mut last, counter);
             self.conn_mut(index).last_oow_ack = last;
@@ -813,7 +813,7 @@ impl Engine {
     /// A TIME_WAIT ACK in answer to a segment, rate limited per record as Linux's
     /// `tcp_timewait_check_oow_rate_limit` (segments with data are answered anyway).
     fn timewait_oow_ack(&mut self, now: Instant, rec: &super::timewait::TimeWaitRecord, seg: &TcpRepr<'_>) {
-        if !(seg.segment_len() > 0 && !seg.flags.syn()) {
+        if seg.segment_len() == 0 || seg.flags.syn() {
             let mut last = rec.last_oow_ack;
             let limited = self.oow_rate_limited(now, &mut last, Counter::TCPACKSkippedTimeWait);
             self.timewait.set_last_oow_ack(&rec.tuple, last);

@@ -228,6 +228,7 @@ impl Engine {
             self.config.tcp_window_scaling,
             self.config.tcp_sack,
             self.config.tcp_timestamps != 0,
+            self.config.tcp_min_snd_mss as u16,
         );
         let rec = HalfOpen {
             tuple,
@@ -431,7 +432,7 @@ impl Engine {
         let c = conn!(self, index);
         c.irs = seg.seq;
         c.rcv_nxt = seg.seq + 1;
-        c.apply_syn_options(now, seg, mss, ws, sack, ts);
+        c.apply_syn_options(now, seg, mss, (ws, sack, ts), self.config.tcp_min_snd_mss as u16);
         let written = c.recvbuf.write_at(&mut self.pool, 0, seg.payload);
         c.recvbuf.commit(written);
         c.rcv_nxt += written as u32;
@@ -489,6 +490,7 @@ impl Engine {
             self.config.tcp_window_scaling,
             self.config.tcp_sack,
             self.config.tcp_timestamps != 0,
+            self.config.tcp_min_snd_mss as u16,
         );
         let (iss, _mss) = self.cookies.generate(now, tuple.local(), tuple.remote(), seg.seq, n.peer_mss);
         let mut options = TcpOptions { mss: Some(self.config.mss()), ..Default::default() };
@@ -561,7 +563,7 @@ impl Engine {
     pub(crate) fn rotate_tfo_key(&mut self, now: Instant) {
         if now.saturating_since(self.tfo_key_since) >= TFO_KEY_PERIOD {
             self.tfo_prev_key = self.tfo_key;
-            self.tfo_key = super::engine::derive_tfo_key(&self.secret, now.as_micros() as u64);
+            self.tfo_key = super::engine::derive_tfo_key(&self.secret, now.as_micros());
             self.tfo_key_since = now;
         }
     }
@@ -586,15 +588,6 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn half_open_record_is_compact() {
-        let size = std::mem::size_of::<Option<super::HalfOpen>>();
-        assert!(size <= 128, "{size}");
-    }
-}
-
 /// How long a Fast Open key is the current one (cookies stay valid for up to twice this).
 pub(crate) const TFO_KEY_PERIOD: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
 
@@ -604,4 +597,13 @@ fn tfo_cookie_with(key: &[u8; 16], client: Ipv4Addr) -> TfoCookie {
     let mut cookie = TfoCookie { len: TFO_COOKIE_LEN as u8, ..Default::default() };
     cookie.bytes[..TFO_COOKIE_LEN].copy_from_slice(&h.finish().to_le_bytes());
     cookie
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn half_open_record_is_compact() {
+        let size = std::mem::size_of::<Option<super::HalfOpen>>();
+        assert!(size <= 128, "{size}");
+    }
 }

@@ -785,7 +785,7 @@ fn a_forged_segment_with_a_bad_ack_does_not_poison_paws() {
         forge_to(&peer, peer.rcv_nxt, peer.max.wrapping_add(1 << 30), TcpFlags::ACK, b"", Some(ts + (1 << 30)));
     p.b.handle_ipv4(p.now, &forged);
     assert_eq!(peer_of(&p.b, cb).ts_recent, Some(ts), "TS.Recent moved on an unacceptable ACK");
-    p.now = p.now + Duration::from_millis(10);
+    p.now += Duration::from_millis(10);
     p.a.send(p.now, ca, b"still alive").unwrap();
     p.pump();
     assert_eq!(read_all(&mut p.b, cb), b"still alive");
@@ -888,4 +888,51 @@ fn every_bit_of_the_secret_keys_the_isn() {
     let (l, r) = (SocketAddrV4::new(A, 1000), SocketAddrV4::new(B, 80));
     assert_ne!(e1.isn.isn(l, r, now), e2.isn.isn(l, r, now));
     assert_ne!(e1.tfo_cookie_for(A).as_slice(), e2.tfo_cookie_for(A).as_slice());
+}
+
+#[test]
+fn a_tiny_peer_mss_is_floored_and_sack_never_shrinks_the_payload_below_it() {
+    // Review L11: MSS 40 is raised to tcp_min_snd_mss (48), and with timestamps the 36-byte payload keeps priority
+    // over SACK blocks (before: 24-byte payloads with three blocks were possible).
+    let mut p = Pair::new(Config::default(), Config::default());
+    let l = p.b.listen(SocketAddrV4::new(B, 80), 16).unwrap();
+    let mut options = crate::wire::TcpOptions::default();
+    options.mss = Some(40);
+    options.sack_permitted = true;
+    options.timestamps = Some((100, 0));
+    let mut syn = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq: crate::wire::SeqNum(1000),
+        ack: crate::wire::SeqNum(0),
+        flags: TcpFlags(TcpFlags::SYN),
+        window: 65535,
+        urgent: 0,
+        options,
+        payload: &[],
+    };
+    p.b.handle_ipv4(p.now, &forge(&syn, A, B));
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(p.now, &mut sink);
+    let synack = parse(&sink.packets[0]);
+    assert!(synack.flags.syn() && synack.flags.ack());
+    syn.flags = TcpFlags(TcpFlags::ACK);
+    syn.seq = crate::wire::SeqNum(1001);
+    syn.ack = crate::wire::SeqNum(synack.seq.wrapping_add(1));
+    syn.options.mss = None;
+    syn.options.sack_permitted = false;
+    p.b.handle_ipv4(p.now, &forge(&syn, A, B));
+    let cb = p.b.accept(l).unwrap();
+    // An out-of-order segment makes B owe SACK blocks on everything it sends.
+    syn.seq = crate::wire::SeqNum(1101);
+    syn.payload = b"0123456789";
+    p.b.handle_ipv4(p.now, &forge(&syn, A, B));
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(p.now, &mut sink);
+    p.b.send(p.now, cb, &[7u8; 1000]).unwrap();
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(p.now, &mut sink);
+    let data: Vec<usize> = sink.packets.iter().map(|x| parse(x).len).filter(|&n| n > 0).collect();
+    assert!(!data.is_empty());
+    assert!(data.iter().all(|&n| n == 36), "{data:?}");
 }
