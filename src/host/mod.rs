@@ -306,7 +306,7 @@ impl HostBuilder {
         let mut workers = Vec::new();
         for (i, dp) in datapaths.into_iter().enumerate() {
             let clock = MonotonicClock::new();
-            let mut engine = Engine::new(config.clone(), clock.now(), rand::random());
+            let mut engine = Engine::with_secret(config.clone(), clock.now(), rand::random());
             // Active opens pick source ports whose replies this worker owns.
             let sharding = shards.get_mut(i).and_then(Option::take).map(|(o, r)| Sharding::new(o, r, &mut engine));
             let control = hub.as_ref().map(|h| h.register_worker(LinkType::RawIpv4));

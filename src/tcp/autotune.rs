@@ -120,7 +120,8 @@ impl RecvAutotune {
         let copied = copied as u64;
         let previous = previous as u64;
         let mut window = 2 * copied + 16 * advmss as u64;
-        window += 2 * window * (copied - previous) / previous;
+        // Saturating: `copied` near 2^32 makes the product overflow u64 (review L9); the result is capped at `max`.
+        window = window.saturating_add(window.saturating_mul(2).saturating_mul(copied - previous) / previous);
         let target = window.min(max as u64) as usize;
         (target > capacity).then_some(target)
     }
@@ -150,6 +151,17 @@ mod tests {
     fn no_growth_before_an_rtt_is_known() {
         let mut a = RecvAutotune::new(at(0));
         assert_eq!(a.on_read(at(1_000_000), 10_000_000, 1460, 131072, 6 << 20), None);
+    }
+
+    #[test]
+    fn huge_reads_in_one_rtt_do_not_overflow() {
+        // Review L9: ~4 GiB consumed in one measured RTT overflowed `2 * window * (copied - previous)` (a panic with
+        // overflow checks, as in debug builds and the fuzz targets).
+        let mut a = RecvAutotune::new(at(0));
+        a.on_data(at(0), SeqNum(0), 10_000, None);
+        a.on_data(at(1_000), SeqNum(20_000), 10_000, None);
+        assert_eq!(a.rtt_us(), Some(1_000));
+        assert_eq!(a.on_read(at(2_000), u32::MAX as usize, 1460, 131072, 6 << 20), Some(6 << 20));
     }
 
     #[test]

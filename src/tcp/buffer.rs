@@ -89,67 +89,102 @@ impl ChunkPool {
     }
 }
 
+/// A buffer's chunks. A slot is `None` where nothing was ever written: the receive buffer leaves the gap before an
+/// out-of-order segment unallocated, so one byte at the right edge of the window costs one chunk, not the whole
+/// window (review H1). Readable and queued bytes always lie in allocated (`Some`) chunks.
+type Chunks = VecDeque<Option<Box<[u8]>>>;
+
 /// Returns every chunk to the pool and drops the deque's own ring allocation too, so an empty buffer owns no heap
 /// memory at all.
-fn release_all(chunks: &mut VecDeque<Box<[u8]>>, pool: &mut ChunkPool) {
-    for chunk in chunks.drain(..) {
+fn release_all(chunks: &mut Chunks, pool: &mut ChunkPool) {
+    for chunk in chunks.drain(..).flatten() {
         pool.release(chunk);
     }
     *chunks = VecDeque::new();
 }
 
-/// Chunk size of a buffer: that of its chunks if it has any, else the pool's.
-fn chunk_size_of(chunks: &VecDeque<Box<[u8]>>, pool: &ChunkPool) -> usize {
-    let cs = chunks.front().map_or(pool.chunk_size, |c| c.len());
-    debug_assert_eq!(cs, pool.chunk_size, "buffer used with a different pool");
-    cs
+/// Chunk size of a buffer: always the pool's (a buffer must be used with the pool it took its chunks from).
+fn chunk_size_of(chunks: &Chunks, pool: &ChunkPool) -> usize {
+    debug_assert!(
+        chunks.iter().flatten().next().is_none_or(|c| c.len() == pool.chunk_size),
+        "buffer used with a different pool"
+    );
+    pool.chunk_size
 }
 
-/// Makes sure chunks cover positions `[0, end)` (counted from the start of the first chunk).
-fn reserve_to(chunks: &mut VecDeque<Box<[u8]>>, pool: &mut ChunkPool, cs: usize, end: usize) {
+/// Chunks not yet allocated among those covering positions `[start, end)` (counted from the start of the first
+/// chunk): what a write there would take from the pool.
+fn chunks_missing(chunks: &Chunks, cs: usize, start: usize, end: usize) -> usize {
+    if end <= start {
+        return 0;
+    }
+    (start / cs..end.div_ceil(cs)).filter(|&i| chunks.get(i).is_none_or(|c| c.is_none())).count()
+}
+
+/// Makes sure chunks cover positions `[start, end)`: slots up to `end`, allocated only where `[start, end)` touches
+/// them (a gap before `start` stays unallocated).
+fn reserve_range(chunks: &mut Chunks, pool: &mut ChunkPool, cs: usize, start: usize, end: usize) {
     let needed = end.div_ceil(cs);
     while chunks.len() < needed {
-        chunks.push_back(pool.alloc());
+        chunks.push_back(None);
+    }
+    for slot in chunks.range_mut(start / cs..needed) {
+        if slot.is_none() {
+            *slot = Some(pool.alloc());
+        }
     }
 }
 
 /// Copies `data` to position `pos`; the chunks must already cover it.
-fn copy_into(chunks: &mut VecDeque<Box<[u8]>>, cs: usize, mut pos: usize, mut data: &[u8]) {
+fn copy_into(chunks: &mut Chunks, cs: usize, mut pos: usize, mut data: &[u8]) {
     while !data.is_empty() {
         let (index, within) = (pos / cs, pos % cs);
         let n = data.len().min(cs - within);
-        chunks[index][within..within + n].copy_from_slice(&data[..n]);
+        if let Some(chunk) = chunks[index].as_mut() {
+            chunk[within..within + n].copy_from_slice(&data[..n]);
+        }
         data = &data[n..];
         pos += n;
     }
 }
 
-/// Copies position `pos..pos + out.len()` into `out`; the chunks must cover it.
-fn copy_from(chunks: &VecDeque<Box<[u8]>>, cs: usize, mut pos: usize, out: &mut [u8]) {
+/// Copies position `pos..pos + out.len()` into `out`; the chunks must cover it (an unallocated one would read as
+/// zeros, but readable bytes always lie in allocated chunks).
+fn copy_from(chunks: &Chunks, cs: usize, mut pos: usize, out: &mut [u8]) {
     let mut done = 0;
     while done < out.len() {
         let (index, within) = (pos / cs, pos % cs);
         let n = (out.len() - done).min(cs - within);
-        out[done..done + n].copy_from_slice(&chunks[index][within..within + n]);
+        match chunks.get(index).and_then(|c| c.as_ref()) {
+            Some(chunk) => out[done..done + n].copy_from_slice(&chunk[within..within + n]),
+            None => out[done..done + n].fill(0),
+        }
         done += n;
         pos += n;
     }
 }
 
 /// Drops `n` bytes from the front: returns chunks that are entirely consumed.
-fn advance_head(chunks: &mut VecDeque<Box<[u8]>>, pool: &mut ChunkPool, head: &mut u32, n: usize) {
-    let Some(cs) = chunks.front().map(|c| c.len()) else {
-        return;
-    };
+fn advance_head(chunks: &mut Chunks, pool: &mut ChunkPool, head: &mut u32, n: usize) {
+    let cs = pool.chunk_size;
     let mut h = *head as usize + n;
     while h >= cs {
         match chunks.pop_front() {
-            Some(chunk) => pool.release(chunk),
+            Some(chunk) => {
+                if let Some(chunk) = chunk {
+                    pool.release(chunk);
+                }
+            }
             None => break,
         }
         h -= cs;
     }
     *head = h as u32;
+}
+
+/// The allocated chunk at `index`, if any.
+fn chunk_at(chunks: &Chunks, index: usize) -> &[u8] {
+    chunks.get(index).and_then(|c| c.as_deref()).unwrap_or(&[])
 }
 
 fn clamp_capacity(capacity: usize) -> u32 {
@@ -161,7 +196,7 @@ fn clamp_capacity(capacity: usize) -> u32 {
 /// when a hole fills, [`RecvBuffer::commit`] makes them readable without copying.
 #[derive(Debug, Default)]
 pub struct RecvBuffer {
-    chunks: VecDeque<Box<[u8]>>,
+    chunks: Chunks,
     capacity: u32,
     /// Offset of the first unread byte within the first chunk.
     head: u32,
@@ -207,14 +242,33 @@ impl RecvBuffer {
         self.ooo_end as usize
     }
 
-    /// Chunks held (for memory accounting, like `ss -m`).
+    /// Chunks held (for memory accounting, like `ss -m`): only allocated ones, a gap costs none.
     pub fn chunk_count(&self) -> usize {
-        self.chunks.len()
+        self.chunks.iter().filter(|c| c.is_some()).count()
+    }
+
+    /// Bytes of heap this buffer holds: its chunks plus the ring of chunk slots.
+    pub fn bytes_held(&self, pool: &ChunkPool) -> usize {
+        self.chunk_count() * pool.chunk_size + self.chunks.capacity() * core::mem::size_of::<Option<Box<[u8]>>>()
+    }
+
+    /// Chunks `write_at(offset, data[..n])` would take from the pool (0 when it lands in chunks already held), so
+    /// the engine can charge its memory budget before writing.
+    pub fn chunks_needed(&self, pool: &ChunkPool, offset: usize, n: usize) -> usize {
+        let room = self.free();
+        if offset >= room || n == 0 {
+            return 0;
+        }
+        let n = n.min(room - offset);
+        let head = if self.chunks.is_empty() { 0 } else { self.head as usize };
+        let start = head + self.len as usize + offset;
+        chunks_missing(&self.chunks, pool.chunk_size, start, start + n)
     }
 
     /// Writes `data` at `offset` bytes past the last readable byte (offset 0 is the in-order position), clipped so
-    /// nothing lands beyond `capacity` bytes of the buffer. Chunks are taken as needed, including for a gap before
-    /// `offset`. Returns the bytes written (a prefix of `data`). The bytes become readable only through `commit`.
+    /// nothing lands beyond `capacity` bytes of the buffer. Only the chunks the bytes land in are taken; a gap before
+    /// `offset` stays unallocated. Returns the bytes written (a prefix of `data`). The bytes become readable only
+    /// through `commit`.
     pub fn write_at(&mut self, pool: &mut ChunkPool, offset: usize, data: &[u8]) -> usize {
         let room = self.free();
         if offset >= room || data.is_empty() {
@@ -226,7 +280,7 @@ impl RecvBuffer {
         }
         let cs = chunk_size_of(&self.chunks, pool);
         let start = self.head as usize + self.len as usize + offset;
-        reserve_to(&mut self.chunks, pool, cs, start + n);
+        reserve_range(&mut self.chunks, pool, cs, start, start + n);
         copy_into(&mut self.chunks, cs, start, &data[..n]);
         // offset + n <= room <= u32::MAX.
         self.ooo_end = self.ooo_end.max((offset + n) as u32);
@@ -257,7 +311,7 @@ impl RecvBuffer {
     /// The readable bytes that are contiguous in the first chunk (empty only when nothing is readable).
     pub fn peek(&self) -> &[u8] {
         match self.chunks.front() {
-            Some(chunk) if self.len > 0 => {
+            Some(Some(chunk)) if self.len > 0 => {
                 let start = self.head as usize;
                 let end = chunk.len().min(start + self.len as usize);
                 &chunk[start..end]
@@ -273,7 +327,7 @@ impl RecvBuffer {
             return 0;
         }
         let n = out.len().min(len - offset);
-        let cs = self.chunks[0].len();
+        let cs = chunk_at(&self.chunks, 0).len();
         copy_from(&self.chunks, cs, self.head as usize + offset, &mut out[..n]);
         n
     }
@@ -303,7 +357,7 @@ impl RecvBuffer {
         let cs = chunk_size_of(&self.chunks, pool);
         let keep = (self.head as usize + self.len as usize).div_ceil(cs);
         while self.chunks.len() > keep {
-            if let Some(chunk) = self.chunks.pop_back() {
+            if let Some(Some(chunk)) = self.chunks.pop_back() {
                 pool.release(chunk);
             }
         }
@@ -322,7 +376,7 @@ impl RecvBuffer {
 /// retransmissions are built by copying straight out of it into the outgoing frame.
 #[derive(Debug, Default)]
 pub struct SendBuffer {
-    chunks: VecDeque<Box<[u8]>>,
+    chunks: Chunks,
     capacity: u32,
     /// Offset of the oldest unacknowledged byte within the first chunk.
     head: u32,
@@ -359,7 +413,7 @@ impl SendBuffer {
         self.capacity.saturating_sub(self.len) as usize
     }
 
-    /// Chunks held (for memory accounting).
+    /// Chunks held (for memory accounting); all allocated, a send buffer has no gaps.
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
     }
@@ -375,7 +429,7 @@ impl SendBuffer {
         }
         let cs = chunk_size_of(&self.chunks, pool);
         let start = self.head as usize + self.len as usize;
-        reserve_to(&mut self.chunks, pool, cs, start + n);
+        reserve_range(&mut self.chunks, pool, cs, start, start + n);
         copy_into(&mut self.chunks, cs, start, &data[..n]);
         self.len += n as u32;
         n
@@ -389,7 +443,7 @@ impl SendBuffer {
             return 0;
         }
         let n = out.len().min(len - offset);
-        let cs = self.chunks[0].len();
+        let cs = chunk_at(&self.chunks, 0).len();
         copy_from(&self.chunks, cs, self.head as usize + offset, &mut out[..n]);
         n
     }
@@ -401,11 +455,11 @@ impl SendBuffer {
         if offset >= len {
             return &[];
         }
-        let cs = self.chunks[0].len();
+        let cs = chunk_at(&self.chunks, 0).len();
         let pos = self.head as usize + offset;
         let (index, within) = (pos / cs, pos % cs);
         let n = (cs - within).min(len - offset);
-        &self.chunks[index][within..within + n]
+        &chunk_at(&self.chunks, index)[within..within + n]
     }
 
     /// Drops up to `n` acknowledged bytes from the front, returning emptied chunks (all of them once empty).
@@ -498,12 +552,12 @@ mod tests {
         assert_eq!(r.write_at(&mut pool, 6, b"ghij"), 4);
         assert_eq!(r.len(), 0);
         assert_eq!(r.free(), 20);
-        assert_eq!(r.chunk_count(), 3);
+        assert_eq!(r.chunk_count(), 2, "the gap before byte 6 stays unallocated");
         assert_eq!(r.out_of_order_extent(), 10);
         assert!(r.peek().is_empty());
         // Consuming nothing must not drop the out-of-order chunks.
         r.consume(&mut pool, 0);
-        assert_eq!(r.chunk_count(), 3);
+        assert_eq!(r.chunk_count(), 2);
         assert_eq!(r.write_at(&mut pool, 0, b"abcdef"), 6);
         r.commit(10);
         assert_eq!(r.len(), 10);
@@ -520,13 +574,35 @@ mod tests {
     }
 
     #[test]
+    fn one_byte_at_the_window_edge_takes_one_chunk() {
+        // Review H1: the gap before an out-of-order byte must not be allocated.
+        let mut pool = ChunkPool::new(4096, 16);
+        let mut r = RecvBuffer::new(131072);
+        assert_eq!(r.chunks_needed(&pool, 131071, 1), 1);
+        assert_eq!(r.write_at(&mut pool, 131071, b"z"), 1);
+        assert_eq!(r.chunk_count(), 1);
+        assert_eq!(pool.allocated_chunks(), 1);
+        assert_eq!(r.chunks_needed(&pool, 131070, 2), 0, "same chunk");
+        assert!(r.bytes_held(&pool) <= 4096 + 32 * 16 * 2, "{}", r.bytes_held(&pool));
+        // Filling the hole allocates the chunks in between, and the stream reads back whole.
+        let data: Vec<u8> = (0..131071u32).map(|i| i as u8).collect();
+        assert_eq!(r.write_at(&mut pool, 0, &data), 131071);
+        r.commit(131072);
+        let mut out = vec![0u8; 131072];
+        assert_eq!(r.read(&mut pool, &mut out), 131072);
+        assert_eq!(&out[..131071], &data[..]);
+        assert_eq!(out[131071], b'z');
+        assert_eq!(pool.allocated_chunks(), 0);
+    }
+
+    #[test]
     fn write_at_clips_at_capacity() {
         let mut pool = ChunkPool::new(4, 16);
         let mut r = RecvBuffer::new(10);
         assert_eq!(r.write_at(&mut pool, 8, b"xyzw"), 2);
         assert_eq!(r.write_at(&mut pool, 10, b"x"), 0);
         assert_eq!(r.write_at(&mut pool, usize::MAX, b"x"), 0);
-        assert_eq!(r.chunk_count(), 3);
+        assert_eq!(r.chunk_count(), 1);
         r.clear(&mut pool);
         assert_eq!(r.chunk_count(), 0);
         assert_eq!(pool.allocated_chunks(), 0);
@@ -547,7 +623,7 @@ mod tests {
         r.write_at(&mut pool, 0, b"abc");
         r.commit(3);
         r.write_at(&mut pool, 10, b"zzzzzzzz"); // up to position 3 + 10 + 8 = 21
-        assert_eq!(r.chunk_count(), 6);
+        assert_eq!(r.chunk_count(), 4);
         r.discard_out_of_order(&mut pool);
         assert_eq!(r.chunk_count(), 1);
         assert_eq!(r.out_of_order_extent(), 0);
@@ -697,6 +773,10 @@ mod tests {
                 if readable.is_empty() && ooo.is_empty() {
                     prop_assert_eq!(buf.chunk_count(), 0);
                 }
+                // Sparse: only chunks that hold bytes (H1): the readable span (plus one for the head offset) and
+                // at most one per written out-of-order byte, never the gap.
+                let written = ooo.iter().filter(|b| b.is_some()).count();
+                prop_assert!(buf.chunk_count() <= 1 + readable.len().div_ceil(chunk) + written);
             }
             let mut rest = vec![0u8; readable.len() + 1];
             let got = buf.read(&mut pool, &mut rest);

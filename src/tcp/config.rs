@@ -317,8 +317,22 @@ config! {
     tcp_slow_start_after_idle: bool = true => (IPV4, Range::Bool, RUNTIME),
     /// RFC 1337: a RST does not end TIME_WAIT. Linux defaults to 0; we default to 1 as the RFC asks.
     tcp_rfc1337: bool = true => (IPV4, Range::Bool, RUNTIME),
-    /// Challenge ACKs (RFC 5961) allowed per second across the engine.
+    // Linux 4.7+ (CVE-2016-5696): each second's budget is drawn at random from limit/2..limit*3/2, so its use
+    // by one connection cannot be measured through another. Linux 6.0 made the default INT_MAX (off), relying on
+    // tcp_invalid_ratelimit; we keep a finite engine-wide bound on reflected ACKs.
+    /// Challenge ACKs (RFC 5961 §7) allowed per second across the engine (randomized per second, as Linux 4.7+).
     tcp_challenge_ack_limit: u32 = 1000 => (IPV4, Range::Int(0, INT_MAX), RUNTIME),
+    /// Milliseconds between ACKs one connection (or TIME_WAIT record) sends in reply to invalid segments:
+    /// challenge ACKs, out-of-window and PAWS-rejected segments (Linux's `tcp_oow_rate_limited`); 0 turns it off.
+    tcp_invalid_ratelimit: u32 = 500 => (IPV4, Range::Int(0, INT_MAX), RUNTIME),
+    // Linux sizes tcp_mem at boot from RAM (low 3/64, pressure 1/16, high 3/32 of it); these are its values for a
+    // 4 GiB host, applied per engine (one per worker), so a host with W workers may hold W times as much.
+    /// Buffer memory of the engine in 4 KiB pages: below `low` no pressure; above `pressure`, connections holding
+    /// more than their share stop growing their receive queues; above `high`, no buffer grows (Linux's `tcp_mem`).
+    tcp_mem: [u32; 3] = [49152, 65536, 98304] => (IPV4, Range::Ordered(1, INT_MAX), RUNTIME),
+    /// Smallest MSS taken from a peer's SYN (Linux 5.2+'s `tcp_min_snd_mss`, CVE-2019-11479): a lower value is
+    /// raised to this.
+    tcp_min_snd_mss: u32 = 48 => (IPV4, Range::Int(48, 65535), RUNTIME),
     /// Ephemeral port range for active opens: low, high (inclusive).
     ip_local_port_range: [u16; 2] = [32768, 60999] => (IPV4, Range::Ordered(1, 65535), RESTART),
     /// Maximum segment lifetime in milliseconds; TIME_WAIT lasts 2*MSL (Linux hard-codes 60 s; this is FreeBSD's

@@ -136,7 +136,7 @@ pub(crate) struct Conn {
     /// Consecutive RTO expiries (or probes) without progress.
     pub retransmits: u32,
     pub total_retransmits: u64,
-    pub keepalive_probes: u32,
+    pub keepalive_probes: u8,
     pub last_rx: Instant,
     pub last_tx_data: Instant,
 
@@ -170,6 +170,11 @@ pub(crate) struct Conn {
     /// A Readable event was raised and the application has not drained since.
     pub readable_signalled: bool,
     pub want_writable: bool,
+    /// When (4 ms units, wrapping, 0 = never) we last answered an invalid segment (`tcp_invalid_ratelimit`, Linux's
+    /// `last_oow_ack_time`).
+    pub last_oow_ack: u16,
+    /// More than 2^30 bytes were acknowledged, so `SND.UNA - ISS` no longer measures them (it wraps at 4 GiB).
+    pub acked_far: bool,
 }
 
 impl Conn {
@@ -186,6 +191,13 @@ impl Conn {
     /// Our FIN has been sent and acknowledged.
     pub fn fin_acked(&self) -> bool {
         self.fin_seq().is_some_and(|f| self.snd_una.gt(f))
+    }
+
+    /// RFC 5961 §5.2 as Linux: how far below SND.UNA an ACK may lie, `min(MAX.SND.WND, bytes acknowledged)`, so a
+    /// fresh connection accepts no old ACK at all (review M2).
+    pub fn old_ack_range(&self) -> u32 {
+        let acked = if self.acked_far { u32::MAX } else { (self.snd_una - self.iss).saturating_sub(1) };
+        self.max_snd_wnd.min(acked)
     }
 
     pub fn bytes_in_flight(&self) -> u32 {
@@ -244,11 +256,17 @@ pub(crate) struct Negotiated {
 
 impl Negotiated {
     /// Each option is used only if the peer offered it and our configuration allows it.
-    pub fn from_syn(opts: &crate::wire::TcpOptions, window_scaling: bool, sack: bool, timestamps: bool) -> Self {
+    pub fn from_syn(
+        opts: &crate::wire::TcpOptions,
+        window_scaling: bool,
+        sack: bool,
+        timestamps: bool,
+        min_mss: u16,
+    ) -> Self {
         Negotiated {
-            // RFC 9293 §3.7.1: without the option the peer takes 536; a silly small MSS is raised to 64 so a hostile
-            // peer cannot make us send one-byte segments.
-            peer_mss: opts.mss.unwrap_or(536).max(64),
+            // RFC 9293 §3.7.1: without the option the peer takes 536; a silly small MSS is raised to
+            // `tcp_min_snd_mss` (48, as Linux) so a hostile peer cannot make us send one-byte segments.
+            peer_mss: opts.mss.unwrap_or(536).max(min_mss),
             peer_wscale: opts.window_scale.filter(|_| window_scaling).map(|w| w.min(14)),
             sack: sack && opts.sack_permitted,
             ts_recent: opts.timestamps.filter(|_| timestamps).map(|(v, _)| v),
@@ -264,11 +282,10 @@ impl Conn {
         now: Instant,
         seg: &crate::wire::TcpRepr<'_>,
         our_mss: u16,
-        window_scaling: bool,
-        sack: bool,
-        timestamps: bool,
+        (window_scaling, sack, timestamps): (bool, bool, bool),
+        min_mss: u16,
     ) {
-        let n = Negotiated::from_syn(&seg.options, window_scaling, sack, timestamps);
+        let n = Negotiated::from_syn(&seg.options, window_scaling, sack, timestamps, min_mss);
         self.apply_negotiated(now, &n, our_mss);
         // The window in a SYN is never scaled (RFC 7323 §2.2).
         self.snd_wnd = seg.window as u32;
@@ -300,7 +317,7 @@ impl Conn {
             None => self.ts_enabled = false,
         }
         let ts_overhead = if self.ts_enabled { 12 } else { 0 };
-        self.smss = self.peer_mss.min(our_mss) - ts_overhead;
+        self.smss = self.peer_mss.min(our_mss).saturating_sub(ts_overhead).max(1);
         self.cc.set_mss(self.smss as u32);
     }
 }

@@ -52,7 +52,7 @@ counters! {
         TCPZeroWindowDrop, TCPWantZeroWindowAdv, TCPToZeroWindowAdv, TCPFromZeroWindowAdv, TCPWinProbe,
         TCPACKSkippedSynRecv, TCPACKSkippedPAWS, TCPACKSkippedSeq, TCPACKSkippedChallenge, TCPSpuriousRTOs,
         TCPDSACKOldSent, TCPDSACKRecv, TCPSACKReneging, TCPDSACKOfoSent, OutOfWindowIcmps, TCPOrphanDrop,
-        TCPConnectNoPorts;
+        TCPConnectNoPorts, TCPACKSkippedTimeWait, PruneCalled, RcvPruned, OfoPruned;
     Xdptcp: RxFrames, TxFrames, RxMalformed, RxNotOurs, RxRingEmpty, TxRingFull, FillRingEmpty, FramesInUse,
         RxToEngine, ArpRequestsIn, ArpRepliesIn, ArpRequestsOut, ArpRepliesOut, ArpQueueDrops, ArpResolveFails,
         TxNoBuffer, ConnTableFull, OrphanConns, TimeWaitConns, HandoffOut, HandoffIn, HandoffDrop;

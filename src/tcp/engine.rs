@@ -225,6 +225,33 @@ impl ControlSegment {
     }
 }
 
+/// A connection's protocol state, from [`Engine::audit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnAudit {
+    pub state: State,
+    pub iss: SeqNum,
+    pub snd_una: SeqNum,
+    pub snd_nxt: SeqNum,
+    pub snd_max: SeqNum,
+    pub max_snd_wnd: u32,
+    pub irs: SeqNum,
+    pub rcv_nxt: SeqNum,
+    /// Right edge of the window last advertised.
+    pub rcv_adv: SeqNum,
+    pub ts_enabled: bool,
+    pub ts_recent: u32,
+    pub peer_fin: bool,
+    /// Readable bytes, and the receive buffer's capacity.
+    pub recv_queue: usize,
+    pub recv_capacity: usize,
+    /// Out-of-order bytes held and the ranges they form.
+    pub ooo_bytes: usize,
+    pub ooo_ranges: usize,
+    /// Heap held by the receive buffer (chunks plus their slots), and the chunk size.
+    pub recv_bytes_held: usize,
+    pub chunk_size: usize,
+}
+
 /// At most this many connectionless replies wait for the next `poll_transmit`; more are dropped (and counted).
 const MAX_CONTROL_QUEUE: usize = 4096;
 
@@ -233,7 +260,9 @@ pub(crate) struct Slot {
     pub conn: Option<Box<Conn>>,
 }
 
-type Hasher = foldhash::fast::RandomState;
+/// Tables keyed by what a peer chooses (four-tuples, addresses) use std's SipHash-1-3 with a random per-table key:
+/// `foldhash::fast` is only "minimally DoS-resistant" against a peer that can time a long-running process (review L3).
+pub(crate) type Hasher = std::collections::hash_map::RandomState;
 
 /// The engine. See the module doc for how it is driven.
 pub struct Engine {
@@ -248,7 +277,13 @@ pub struct Engine {
     pub(crate) syn_queue: SynQueue,
     pub(crate) cookies: SynCookies,
     pub(crate) last_cookie_sent: Option<Instant>,
+    /// RFC 7413 §4.1.2 Fast Open cookie keys: the current one and the one it replaced, so cookies issued just
+    /// before a rotation stay valid for one more period; and when the current one was made.
     pub(crate) tfo_key: [u8; 16],
+    pub(crate) tfo_prev_key: [u8; 16],
+    pub(crate) tfo_key_since: Instant,
+    /// Master secret (256 bits) from which every per-purpose key is derived.
+    pub(crate) secret: [u8; 32],
     /// Client Fast Open cookies by server address (RFC 7413 §4.1.3), bounded.
     pub(crate) tfo_cache: HashMap<Ipv4Addr, crate::wire::TfoCookie, Hasher>,
     pub(crate) timers: TimerWheel<TimerEntry>,
@@ -259,8 +294,13 @@ pub struct Engine {
     pub(crate) isn: IsnGenerator,
     pub(crate) pool: ChunkPool,
     pub(crate) port_cursor: u32,
-    /// RFC 5961 §7: challenge ACKs sent in the current one-second window.
-    pub(crate) challenge_window: (Instant, u32),
+    /// RFC 5961 §7: start of the current one-second window and the challenge ACKs still allowed in it (drawn at
+    /// random per window, as Linux 4.7+).
+    pub(crate) challenge_window: (Option<Instant>, u32),
+    /// State of the engine's small random generator (challenge-ACK budgets), keyed from the seed.
+    pub(crate) rng: u64,
+    /// Linux's `tcp_memory_pressure`: buffer memory went above `tcp_mem[1]` and has not yet fallen below `tcp_mem[0]`.
+    pub(crate) mem_pressure: bool,
     pub(crate) orphans: u32,
     pub(crate) now: Instant,
     /// When set, active opens pick source ports whose replies the NIC's RSS puts on this engine's queue.
@@ -268,19 +308,32 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// `seed` keys the ISN and cookie secrets and the per-connection timestamp offsets; runtimes pass a random value,
-    /// the simulator a fixed one so runs replay bit for bit.
+    /// A deterministic engine for the simulator, tests and benchmarks: the secrets are expanded from a 64-bit
+    /// `seed` so runs replay bit for bit. A runtime facing a network uses [`Engine::with_secret`] with 256 random
+    /// bits: 64 bits can be brute-forced offline from observed ISNs (review L4).
     pub fn new(config: Config, now: Instant, seed: u64) -> Engine {
-        let mut key = [0u8; 16];
-        key[..8].copy_from_slice(&seed.to_le_bytes());
-        key[8..].copy_from_slice(&(seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15).to_le_bytes());
+        let mut secret = [0u8; 32];
+        for (i, word) in secret.chunks_mut(8).enumerate() {
+            word.copy_from_slice(&splitmix(seed.wrapping_add(i as u64)).to_le_bytes());
+        }
+        Engine::with_secret(config, now, secret)
+    }
+
+    /// An engine whose ISN, SYN-cookie, Fast Open and timestamp-offset keys all derive from `secret` (pass 256
+    /// random bits).
+    pub fn with_secret(config: Config, now: Instant, secret: [u8; 32]) -> Engine {
+        let key = &secret;
+        let seed = u64::from_le_bytes(derive_key(key, 4)[..8].try_into().unwrap_or([0; 8]));
         let tick = Duration::from_micros(config.timer_tick_us.max(1) as u64);
         Engine {
             timewait: TimeWaitTable::default(),
             syn_queue: SynQueue::default(),
-            cookies: SynCookies::new(derive_key(&key, 1)),
+            cookies: SynCookies::new(derive_key(key, 1)),
             last_cookie_sent: None,
-            tfo_key: derive_key(&key, 2),
+            tfo_key: derive_tfo_key(key, 0),
+            tfo_prev_key: derive_tfo_key(key, 0),
+            tfo_key_since: now,
+            secret,
             tfo_cache: HashMap::with_hasher(Hasher::default()),
             timers: TimerWheel::new(tick, now),
             counters: Counters::default(),
@@ -293,10 +346,12 @@ impl Engine {
             control: VecDeque::new(),
             events: VecDeque::new(),
             transitions: None,
-            isn: IsnGenerator::new(derive_key(&key, 0)),
+            isn: IsnGenerator::new(derive_key(key, 0)),
             pool: ChunkPool::new(DEFAULT_CHUNK, 4096),
             port_cursor: (seed as u32) ^ (seed >> 32) as u32,
-            challenge_window: (now, 0),
+            challenge_window: (None, 0),
+            rng: u64::from_le_bytes(derive_key(key, 3)[..8].try_into().unwrap_or([1; 8])),
+            mem_pressure: false,
             orphans: 0,
             now,
             steering: None,
@@ -755,6 +810,38 @@ impl Engine {
         self.pool.bytes_in_use()
     }
 
+    /// The protocol state of the connection `local` <-> `remote` (any state but TIME_WAIT), for invariant checks
+    /// in fuzzing and tests.
+    pub fn audit(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<ConnAudit> {
+        let tuple = FourTuple {
+            local_ip: *local.ip(),
+            remote_ip: *remote.ip(),
+            local_port: local.port(),
+            remote_port: remote.port(),
+        };
+        let c = self.conn_ref(*self.table.get(&tuple)?);
+        Some(ConnAudit {
+            state: c.state,
+            iss: c.iss,
+            snd_una: c.snd_una,
+            snd_nxt: c.snd_nxt,
+            snd_max: c.snd_max,
+            max_snd_wnd: c.max_snd_wnd,
+            irs: c.irs,
+            rcv_nxt: c.rcv_nxt,
+            rcv_adv: c.rcv_adv,
+            ts_enabled: c.ts_enabled,
+            ts_recent: c.ts_recent,
+            peer_fin: c.peer_fin,
+            recv_queue: c.recvbuf.len(),
+            recv_capacity: c.recvbuf.capacity(),
+            ooo_bytes: c.assembler.bytes_buffered() as usize,
+            ooo_ranges: c.assembler.range_count(),
+            recv_bytes_held: c.recvbuf.bytes_held(&self.pool),
+            chunk_size: self.pool.chunk_size(),
+        })
+    }
+
     // ----- internals shared by input, output and timers -----
 
     pub(crate) fn conn_checked(&self, id: ConnId) -> Option<&Conn> {
@@ -886,6 +973,8 @@ impl Engine {
             dirty: false,
             readable_signalled: false,
             want_writable: false,
+            last_oow_ack: 0,
+            acked_far: false,
         };
         let index = match self.free_slots.pop() {
             Some(i) => i,
@@ -1061,17 +1150,99 @@ impl Engine {
 
     /// RFC 5961 §7: challenge ACKs are rate limited engine-wide.
     pub(crate) fn challenge_ack_allowed(&mut self, now: Instant) -> bool {
-        let (start, count) = self.challenge_window;
-        if now.saturating_since(start) >= Duration::from_secs(1) {
-            self.challenge_window = (now, 1);
+        let (start, left) = self.challenge_window;
+        let expired = start.is_none_or(|s| now.saturating_since(s) >= Duration::from_secs(1) || s > now);
+        let left = if expired {
+            // Linux 4.7+ (CVE-2016-5696): a fresh budget of limit/2 + rand(0..limit) each second, so an off-path
+            // prober cannot tell how much of it other connections used.
+            let limit = self.config.tcp_challenge_ack_limit;
+            let draw = if limit == 0 { 0 } else { (self.next_random() % limit as u64) as u32 };
+            self.challenge_window.0 = Some(now);
+            limit.div_ceil(2).saturating_add(draw)
+        } else {
+            left
+        };
+        self.challenge_window.1 = left.saturating_sub(1);
+        left > 0
+    }
+
+    /// Linux's `__tcp_oow_rate_limited`: at most one reply to invalid segments per `tcp_invalid_ratelimit` per
+    /// connection or TIME_WAIT record. Returns true (and counts `counter`) when this reply must be skipped.
+    ///
+    /// `last` is the stamp of the last reply in 4 ms units, wrapping every 262 s (0 = never), so the control block
+    /// does not grow; intervals are therefore capped at 131 s, and a stamp exactly a multiple of 262 s old can
+    /// suppress one reply it should not have.
+    pub(crate) fn oow_rate_limited(&mut self, now: Instant, last: &mut u16, counter: Counter) -> bool {
+        let stamp = ((now.as_millis() / 4) as u16).max(1);
+        if *last != 0 {
+            let elapsed = stamp.wrapping_sub(*last) as i16;
+            let limit = (self.config.tcp_invalid_ratelimit / 4).min(i16::MAX as u32) as i16;
+            if elapsed >= 0 && elapsed < limit {
+                self.counters.inc(counter);
+                return true;
+            }
+        }
+        *last = stamp;
+        false
+    }
+
+    /// splitmix64: cheap, unpredictable to a peer that does not know the seed.
+    pub(crate) fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Buffer memory of the engine in 4 KiB pages (send and receive chunks, as Linux's `tcp_memory_allocated`),
+    /// counting `extra` more chunks.
+    pub(crate) fn mem_pages(&self, extra: usize) -> u64 {
+        ((self.pool.allocated_chunks() + extra) * self.pool.chunk_size()).div_ceil(4096) as u64
+    }
+
+    /// Linux's `__sk_mem_raise_allocated` for a receive queue: may connection `index` take `chunks` more chunks?
+    /// Below `tcp_mem[0]` always; above `tcp_mem[2]` never; in between a connection holding less than
+    /// `tcp_rmem[0]` may, and under pressure one holding more than its share (`high / connections`) may not.
+    pub(crate) fn rmem_schedule(&mut self, index: u32, chunks: usize) -> bool {
+        let [low, pressure, high] = self.config.tcp_mem.map(u64::from);
+        let allocated = self.mem_pages(chunks);
+        if allocated <= low {
+            self.mem_pressure = false;
             return true;
         }
-        if count < self.config.tcp_challenge_ack_limit {
-            self.challenge_window.1 += 1;
-            true
-        } else {
-            false
+        if allocated > pressure && !self.mem_pressure {
+            self.mem_pressure = true;
+            self.counters.inc(Counter::TCPMemoryPressures);
         }
+        if allocated > high {
+            return false;
+        }
+        let cs = self.pool.chunk_size();
+        let c = self.conn_ref(index);
+        if c.recvbuf.chunk_count() * cs < self.config.tcp_rmem[0] as usize {
+            return true;
+        }
+        if self.mem_pressure {
+            let own = (c.recvbuf.chunk_count() + c.sendbuf.chunk_count() + chunks) * cs;
+            let sockets = self.table.len().max(1) as u64;
+            return high > sockets * own.div_ceil(4096) as u64;
+        }
+        true
+    }
+
+    /// Linux's `tcp_prune_ofo_queue`: forget connection `index`'s out-of-order data (the peer still holds it and
+    /// will send it again; RFC 2018 §8 lets a receiver renege on SACKed data). Returns whether anything was freed.
+    pub(crate) fn prune_out_of_order(&mut self, index: u32) -> bool {
+        let c = conn!(self, index);
+        if c.assembler.is_empty() && c.recvbuf.out_of_order_extent() == 0 {
+            return false;
+        }
+        c.assembler.clear();
+        c.recvbuf.discard_out_of_order(&mut self.pool);
+        c.ooo_fin = None;
+        self.counters.inc(Counter::OfoPruned);
+        true
     }
 
     /// Chooses a free local port for `remote`, Linux-style: start at a keyed offset, walk the range, skip tuples in
@@ -1125,10 +1296,14 @@ impl Engine {
     }
 }
 
-/// Independent secrets for ISNs, SYN cookies and Fast Open cookies, all from the engine's seed.
-fn derive_key(seed: &[u8; 16], purpose: u64) -> [u8; 16] {
+/// Independent secrets for ISNs, SYN cookies and Fast Open cookies, all from the engine's 256-bit secret: a 128-bit
+/// SipHash key over the other 128 bits and the purpose.
+fn derive_key(secret: &[u8; 32], purpose: u64) -> [u8; 16] {
     use std::hash::Hasher;
-    let mut h = siphasher::sip128::SipHasher24::new_with_key(seed);
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&secret[..16]);
+    let mut h = siphasher::sip128::SipHasher24::new_with_key(&k);
+    h.write(&secret[16..]);
     h.write_u64(purpose);
     siphasher::sip128::Hasher128::finish128(&h).as_bytes()
 }
@@ -1140,4 +1315,17 @@ pub(crate) fn window_shift_for(max_buffer: u32) -> u8 {
         shift += 1;
     }
     shift
+}
+
+/// The Fast Open key of rotation period `epoch` (RFC 7413 §4.1.2 asks servers to change the key periodically).
+pub(crate) fn derive_tfo_key(secret: &[u8; 32], epoch: u64) -> [u8; 16] {
+    derive_key(secret, (2 << 32) | epoch)
+}
+
+/// splitmix64's output function.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

@@ -123,7 +123,7 @@ impl Engine {
         c.rcv_nxt = seg.seq + 1;
         c.rcv_adv = c.rcv_nxt;
         c.last_rx = now;
-        c.apply_syn_options(now, seg, mss, ws, sack, ts);
+        c.apply_syn_options(now, seg, mss, (ws, sack, ts), self.config.tcp_min_snd_mss as u16);
         if let Some(cookie) = seg.options.tfo_cookie.filter(|k| k.len > 0) {
             if self.tfo_cache.len() >= MAX_TFO_CACHE {
                 self.tfo_cache.clear();
@@ -199,8 +199,7 @@ impl Engine {
                     && (behind as i64) <= c.rtt.rto().as_millis() as i64;
                 if behind > 0 && !disordered_ack && now.saturating_since(c.ts_recent_at) < PAWS_IDLE_LIMIT {
                     self.counters.inc(Counter::PAWSEstab);
-                    c.ack_now = true;
-                    self.mark_dirty(index);
+                    self.oow_ack(now, index, seg, Counter::TCPACKSkippedPAWS);
                     return;
                 }
             }
@@ -223,8 +222,7 @@ impl Engine {
                 if seg_len > 0 && seg.seq.lt(c.rcv_nxt) {
                     self.counters.inc(Counter::TCPDSACKOldSent);
                 }
-                c.ack_now = true;
-                self.mark_dirty(index);
+                self.oow_ack(now, index, seg, Counter::TCPACKSkippedSeq);
             }
             return;
         }
@@ -252,14 +250,6 @@ impl Engine {
         if !flags.ack() {
             return;
         }
-        // RFC 7323 §4.3: remember the timestamp of a segment that covers the left window edge.
-        if let Some((tsval, _)) = seg.options.timestamps {
-            let c = conn!(self, index);
-            if c.ts_enabled && seg.seq.le(c.rcv_nxt) && (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 {
-                c.ts_recent = tsval;
-                c.ts_recent_at = now;
-            }
-        }
         if self.conn_ref(index).state == State::SynReceived {
             let c = self.conn_ref(index);
             if !(c.snd_una.lt(seg.ack) && seg.ack.le(c.snd_max)) {
@@ -284,6 +274,16 @@ impl Engine {
         }
         if !self.process_ack(now, index, seg) {
             return;
+        }
+        // RFC 7323 §4.3: remember the timestamp of a segment that covers the left window edge, and only once its ACK
+        // was accepted (as Linux's FLAG_UPDATE_TS_RECENT), so a forged segment with a bad ACK cannot poison PAWS
+        // (review M1).
+        if let Some((tsval, _)) = seg.options.timestamps {
+            let c = conn!(self, index);
+            if c.ts_enabled && seg.seq.le(c.rcv_nxt) && (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 {
+                c.ts_recent = tsval;
+                c.ts_recent_at = now;
+            }
         }
 
         // Step 7: segment text.
@@ -310,8 +310,9 @@ impl Engine {
     fn process_ack(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>) -> bool {
         let c = conn!(self, index);
         let ack = seg.ack;
-        // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT] (SND.MAX here, after an RTO rewind).
-        let lower = c.snd_una + 0u32.wrapping_sub(c.max_snd_wnd.max(c.smss as u32));
+        // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT] (SND.MAX here, after an RTO rewind),
+        // the range capped by the bytes acknowledged so far, as Linux (review M2).
+        let lower = c.snd_una + 0u32.wrapping_sub(c.old_ack_range());
         if ack.gt(c.snd_max) || ack.lt(lower) {
             self.send_challenge_ack(now, index);
             return false;
@@ -404,6 +405,9 @@ impl Engine {
         }
         let flight_before = c.snd_max - c.snd_una;
         c.snd_una = ack;
+        if (ack - c.iss) >= 1 << 30 {
+            c.acked_far = true;
+        }
         if !c.scoreboard.is_empty() {
             c.scoreboard.advance(ack);
         }
@@ -533,7 +537,48 @@ impl Engine {
         if take < data.len() {
             self.counters.inc(Counter::TCPZeroWindowDrop);
         }
-        let written = if take > 0 { c.recvbuf.write_at(&mut self.pool, offset, &data[..take]) } else { 0 };
+        // Charge the engine's memory budget first (Linux's tcp_try_rmem_schedule): in-order data may prune this
+        // connection's out-of-order queue to get room; what still does not fit is dropped and the peer will send it
+        // again.
+        let need = if take > 0 { c.recvbuf.chunks_needed(&self.pool, offset, take) } else { 0 };
+        if need > 0 && !self.rmem_schedule(index, need) {
+            self.counters.inc(Counter::PruneCalled);
+            let pruned = offset == 0 && self.prune_out_of_order(index);
+            let c = conn!(self, index);
+            let need = c.recvbuf.chunks_needed(&self.pool, offset, take);
+            if !pruned || !self.rmem_schedule(index, need) {
+                let counter = if offset == 0 { Counter::RcvPruned } else { Counter::TCPOFODrop };
+                self.counters.inc(counter);
+                if offset == 0 {
+                    self.counters.inc(Counter::TCPRcvQDrop);
+                }
+                conn!(self, index).ack_now = true;
+                self.mark_dirty(index);
+                return true;
+            }
+        }
+        let c = conn!(self, index);
+        // Out-of-order bytes are written only once the assembler has taken their range, so a range it refuses
+        // (tcp_max_ooo_ranges) holds no chunk either.
+        let take = take.min(c.recvbuf.free().saturating_sub(offset));
+        let mut ooo_refused = false;
+        if offset > 0 && take > 0 {
+            let max = self.config.tcp_max_ooo_ranges as usize;
+            match c.assembler.insert(c.rcv_nxt, seq, seq + take as u32, max) {
+                Ok(()) => self.counters.inc(Counter::TCPOFOQueue),
+                Err(_) => {
+                    self.counters.inc(Counter::TCPOFODrop);
+                    ooo_refused = true;
+                }
+            }
+        }
+        let written =
+            if take > 0 && !ooo_refused { c.recvbuf.write_at(&mut self.pool, offset, &data[..take]) } else { 0 };
+        // RFC 9293 §3.10.7.4 step 8: nothing comes after a FIN; data beyond an out-of-order one means that FIN was
+        // not real, so forget it rather than let it cut the stream short later (review L10).
+        if c.ooo_fin.is_some_and(|f| (seq + written as u32).gt(f)) {
+            c.ooo_fin = None;
+        }
         if offset == 0 {
             if written == 0 {
                 c.ack_now = true;
@@ -580,15 +625,8 @@ impl Engine {
                 return false;
             }
         } else {
-            // Out of order: keep it and tell the sender at once with SACK (RFC 5681 §4.2, RFC 2018 §4).
-            if written > 0 {
-                let max = self.config.tcp_max_ooo_ranges as usize;
-                let c = conn!(self, index);
-                match c.assembler.insert(c.rcv_nxt, seq, seq + written as u32, max) {
-                    Ok(()) => self.counters.inc(Counter::TCPOFOQueue),
-                    Err(_) => self.counters.inc(Counter::TCPOFODrop),
-                }
-            }
+            // Out of order: kept above (assembler, then buffer); tell the sender at once with SACK (RFC 5681 §4.2,
+            // RFC 2018 §4).
             let c = conn!(self, index);
             c.ack_now = true;
             c.dup_acks_owed = c.dup_acks_owed.saturating_add(1).min(MAX_DUP_ACKS_OWED);
@@ -678,8 +716,32 @@ impl Engine {
         self.release_slot(index);
     }
 
-    /// RFC 5961 §7: an ACK with our current numbers, rate limited engine-wide.
+    /// A duplicate ACK in answer to an unacceptable segment (RFC 9293 §3.10.7.4 step 1, RFC 7323 §5.3), at most one
+    /// per `tcp_invalid_ratelimit` unless the segment carries data (Linux's `tcp_oow_rate_limited`: data is not an
+    /// ACK loop), so a forger gets no 1:1 reflection (review L15).
+    fn oow_ack(&mut self, now: Instant, index: u32, seg: &TcpRepr<'_>, counter: Counter) {
+        if seg.segment_len() == 0 || seg.flags.syn() {
+            let mut last = self.conn_ref(index).last_oow_ack;
+            let limited = self.oow_rate_limited(now, &mut last, counter);
+            self.conn_mut(index).last_oow_ack = last;
+            if limited {
+                return;
+            }
+        }
+        self.conn_mut(index).ack_now = true;
+        self.mark_dirty(index);
+    }
+
+    /// RFC 5961 §7: an ACK with our current numbers, rate limited per connection (`tcp_invalid_ratelimit`), then
+    /// engine-wide with a randomized budget, as Linux (review H2: a global, deterministic budget alone is the
+    /// CVE-2016-5696 side channel).
     fn send_challenge_ack(&mut self, now: Instant, index: u32) {
+        let mut last = self.conn_ref(index).last_oow_ack;
+        let limited = self.oow_rate_limited(now, &mut last, Counter::TCPACKSkippedChallenge);
+        self.conn_mut(index).last_oow_ack = last;
+        if limited {
+            return;
+        }
         if self.challenge_ack_allowed(now) {
             self.counters.inc(Counter::TCPChallengeACK);
             self.conn_mut(index).ack_now = true;
@@ -696,14 +758,15 @@ impl Engine {
             if let Some(v) = tsval {
                 if (v.wrapping_sub(rec.ts_recent) as i32) < 0 {
                     self.counters.inc(Counter::PAWSEstab);
-                    self.timewait_ack(now, &rec);
+                    self.timewait_oow_ack(now, &rec, seg);
                     return;
                 }
             }
         }
         if flags.rst() {
-            // RFC 1337: TIME-WAIT assassination hazards; a RST does not end TIME_WAIT unless configured like Linux.
-            if !self.config.tcp_rfc1337 {
+            // RFC 1337: TIME-WAIT assassination hazards; a RST does not end TIME_WAIT unless configured like Linux,
+            // and then, as Linux's tcp_timewait_state_process, only one at exactly RCV.NXT (review L1).
+            if !self.config.tcp_rfc1337 && seg.seq == rec.rcv_nxt {
                 self.timewait.remove(&mut self.timers, &tuple);
                 self.counters.inc(Counter::TWKilled);
                 self.log_transition(now, tuple, State::TimeWait, State::Closed);
@@ -726,11 +789,13 @@ impl Engine {
                     return;
                 }
             }
-            self.timewait_ack(now, &rec);
+            self.timewait_oow_ack(now, &rec, seg);
             return;
         }
+        // Only an in-window bare ACK moves TS.Recent (Linux), so a forged segment cannot block a later SYN's reuse of
+        // the pair (review L1).
         if let Some(v) = tsval {
-            if rec.ts_enabled {
+            if rec.ts_enabled && seg.seq == rec.rcv_nxt && seg.segment_len() == 0 {
                 self.timewait.update_ts_recent(&tuple, v);
             }
         }
@@ -741,8 +806,22 @@ impl Engine {
             self.timewait.restart(&mut self.timers, now, len, &tuple);
             self.timewait_ack(now, &rec);
         } else if !seg.payload.is_empty() || flags.fin() || seg.seq != rec.rcv_nxt {
-            self.timewait_ack(now, &rec);
+            self.timewait_oow_ack(now, &rec, seg);
         }
+    }
+
+    /// A TIME_WAIT ACK in answer to a segment, rate limited per record as Linux's
+    /// `tcp_timewait_check_oow_rate_limit` (segments with data are answered anyway).
+    fn timewait_oow_ack(&mut self, now: Instant, rec: &super::timewait::TimeWaitRecord, seg: &TcpRepr<'_>) {
+        if seg.segment_len() == 0 || seg.flags.syn() {
+            let mut last = rec.last_oow_ack;
+            let limited = self.oow_rate_limited(now, &mut last, Counter::TCPACKSkippedTimeWait);
+            self.timewait.set_last_oow_ack(&rec.tuple, last);
+            if limited {
+                return;
+            }
+        }
+        self.timewait_ack(now, rec);
     }
 
     fn timewait_ack(&mut self, now: Instant, rec: &super::timewait::TimeWaitRecord) {

@@ -90,7 +90,7 @@ impl HalfOpen {
 /// The SYN queue: half-open records by four-tuple, in a slab.
 #[derive(Default)]
 pub(crate) struct SynQueue {
-    index: HashMap<FourTuple, u32, foldhash::fast::RandomState>,
+    index: HashMap<FourTuple, u32, super::engine::Hasher>,
     records: Vec<Option<HalfOpen>>,
     free: Vec<u32>,
     generation: u32,
@@ -207,11 +207,11 @@ impl Engine {
         let mut send_tfo_cookie = false;
         if self.config.tcp_fastopen & TFO_SERVER != 0 {
             if let Some(offered) = seg.options.tfo_cookie {
-                let expected = self.tfo_cookie_for(*tuple.remote().ip());
+                self.rotate_tfo_key(now);
                 if offered.len == 0 {
                     self.counters.inc(Counter::TCPFastOpenCookieReqd);
                     send_tfo_cookie = true;
-                } else if offered.as_slice() == expected.as_slice() {
+                } else if self.tfo_cookie_valid(*tuple.remote().ip(), &offered) {
                     if !seg.payload.is_empty() && self.fast_open(now, lid, tuple, seg) {
                         return;
                     }
@@ -228,6 +228,7 @@ impl Engine {
             self.config.tcp_window_scaling,
             self.config.tcp_sack,
             self.config.tcp_timestamps != 0,
+            self.config.tcp_min_snd_mss as u16,
         );
         let rec = HalfOpen {
             tuple,
@@ -431,7 +432,7 @@ impl Engine {
         let c = conn!(self, index);
         c.irs = seg.seq;
         c.rcv_nxt = seg.seq + 1;
-        c.apply_syn_options(now, seg, mss, ws, sack, ts);
+        c.apply_syn_options(now, seg, mss, (ws, sack, ts), self.config.tcp_min_snd_mss as u16);
         let written = c.recvbuf.write_at(&mut self.pool, 0, seg.payload);
         c.recvbuf.commit(written);
         c.rcv_nxt += written as u32;
@@ -489,6 +490,7 @@ impl Engine {
             self.config.tcp_window_scaling,
             self.config.tcp_sack,
             self.config.tcp_timestamps != 0,
+            self.config.tcp_min_snd_mss as u16,
         );
         let (iss, _mss) = self.cookies.generate(now, tuple.local(), tuple.remote(), seg.seq, n.peer_mss);
         let mut options = TcpOptions { mss: Some(self.config.mss()), ..Default::default() };
@@ -548,11 +550,22 @@ impl Engine {
 
     /// RFC 7413 §4.1.2: the cookie is a MAC of the client's address under a server secret.
     pub(crate) fn tfo_cookie_for(&self, client: Ipv4Addr) -> TfoCookie {
-        let mut h = SipHasher24::new_with_key(&self.tfo_key);
-        h.write(&client.octets());
-        let mut cookie = TfoCookie { len: TFO_COOKIE_LEN as u8, ..Default::default() };
-        cookie.bytes[..TFO_COOKIE_LEN].copy_from_slice(&h.finish().to_le_bytes());
-        cookie
+        tfo_cookie_with(&self.tfo_key, client)
+    }
+
+    /// A cookie made under the current key or the one before it (so a rotation does not strand recent clients).
+    pub(crate) fn tfo_cookie_valid(&self, client: Ipv4Addr, offered: &TfoCookie) -> bool {
+        [self.tfo_key, self.tfo_prev_key].iter().any(|k| tfo_cookie_with(k, client).as_slice() == offered.as_slice())
+    }
+
+    /// RFC 7413 §4.1.2: "the server SHOULD change the secret regularly": a new key every `TFO_KEY_PERIOD`, the
+    /// previous one still accepted for one more period.
+    pub(crate) fn rotate_tfo_key(&mut self, now: Instant) {
+        if now.saturating_since(self.tfo_key_since) >= TFO_KEY_PERIOD {
+            self.tfo_prev_key = self.tfo_key;
+            self.tfo_key = super::engine::derive_tfo_key(&self.secret, now.as_micros());
+            self.tfo_key_since = now;
+        }
     }
 
     /// RFC 9293 §3.10.7.1: the RST that answers a segment nobody owns. If it carried an ACK, the RST takes its
@@ -573,6 +586,17 @@ impl Engine {
     pub fn syn_queue_len(&self) -> usize {
         self.syn_queue.len()
     }
+}
+
+/// How long a Fast Open key is the current one (cookies stay valid for up to twice this).
+pub(crate) const TFO_KEY_PERIOD: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
+
+fn tfo_cookie_with(key: &[u8; 16], client: Ipv4Addr) -> TfoCookie {
+    let mut h = SipHasher24::new_with_key(key);
+    h.write(&client.octets());
+    let mut cookie = TfoCookie { len: TFO_COOKIE_LEN as u8, ..Default::default() };
+    cookie.bytes[..TFO_COOKIE_LEN].copy_from_slice(&h.finish().to_le_bytes());
+    cookie
 }
 
 #[cfg(test)]

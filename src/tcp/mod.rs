@@ -23,6 +23,8 @@ pub mod congestion;
 mod conn;
 pub mod counters;
 mod engine;
+#[doc(hidden)]
+pub mod hostile;
 mod input;
 pub mod isn;
 mod listener;

@@ -323,7 +323,7 @@ impl Engine {
             }
             if c.sack_ok && !c.assembler.is_empty() {
                 let mut blocks = [SackBlock::default(); MAX_SACK_BLOCKS];
-                let room = if c.ts_enabled { 3 } else { 4 };
+                let room = sack_room(c);
                 let n = c.assembler.sack_blocks(&mut blocks[..room]);
                 options.sack[..n].copy_from_slice(&blocks[..n]);
                 options.sack_count = n as u8;
@@ -408,12 +408,30 @@ fn advertised_window(c: &Conn, syn: bool) -> Window {
     Window { field: (bytes >> scale).min(65535) as u16, bytes }
 }
 
+/// Payload a segment keeps when SACK blocks ride along: blocks are dropped (oldest last) rather than shrink the
+/// payload below this, so a receiver announcing a tiny MSS cannot multiply our packet rate with SACK (review L11).
+const MIN_PAYLOAD_WITH_SACK: u32 = 64;
+
+/// SACK blocks a segment of ours may carry: what the option space allows (3 with timestamps, 4 without), fewer
+/// when they would push the payload under `MIN_PAYLOAD_WITH_SACK` (or under the MSS itself when that is smaller).
+fn sack_room(c: &Conn) -> usize {
+    let base = c.smss as u32;
+    let floor = base.min(MIN_PAYLOAD_WITH_SACK);
+    let mut room = if c.ts_enabled { 3 } else { 4 };
+    while room > 0 && base.saturating_sub(4 + 8 * room as u32) < floor {
+        room -= 1;
+    }
+    room
+}
+
 /// Largest payload for a data segment: the sender MSS, minus SACK option bytes when they ride along.
 fn effective_mss(c: &Conn, mtu: u32) -> u32 {
     let mut options = if c.ts_enabled { 12 } else { 0 };
     if c.sack_ok && !c.assembler.is_empty() {
-        let blocks = c.assembler.range_count().min(if c.ts_enabled { 3 } else { 4 });
-        options += 4 + 8 * blocks as u32;
+        let blocks = c.assembler.range_count().min(sack_room(c));
+        if blocks > 0 {
+            options += 4 + 8 * blocks as u32;
+        }
     }
     let by_mtu = mtu.saturating_sub(40 + options);
     (c.smss as u32 + if c.ts_enabled { 12 } else { 0 }).saturating_sub(options).min(by_mtu).max(1)

@@ -10,8 +10,9 @@
 //! +----------+-----+---------------------------+
 //! ```
 //! `count` advances every 64 s; a cookie is valid for the current and the two previous counts (Linux's
-//! MAX_SYNCOOKIE_AGE). The MAC key rotates every four counts and both the current and the previous key are tried,
-//! so a key leaked from memory stops being useful after a few minutes.
+//! MAX_SYNCOOKIE_AGE). The MAC key rotates every four counts and both the current and the previous key are tried.
+//! The per-period keys derive from a master key held in the same memory, so rotation limits how long one observed
+//! period key is useful, not what a memory leak of the master gives away (review L4).
 //!
 //! With timestamps, the options a cookie connection would otherwise forget (window scale, SACK-permitted, ECN) are
 //! encoded in the low 6 bits of our TSval, which the client echoes in TSecr, as Linux does.

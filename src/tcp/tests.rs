@@ -598,3 +598,341 @@ fn rss_steering_picks_ports_whose_replies_return_to_this_queue() {
         assert_eq!(steering.queue_of(B, A, 80, local.port()), 2);
     }
 }
+
+// ----- Hardening (issue 12, review 2026-12): each test replays one finding's proof of concept. -----
+
+/// B's side of one connection, for forging segments from A: (tuple as B keys it, SND.UNA, SND.MAX, RCV.NXT,
+/// advertised window, TS.Recent).
+struct Peer {
+    tuple: super::conn::FourTuple,
+    una: u32,
+    max: u32,
+    rcv_nxt: u32,
+    wnd: u32,
+    ts_recent: Option<u32>,
+}
+
+fn peer_of(e: &Engine, c: ConnId) -> Peer {
+    let conn = e.conn_checked(c).expect("live connection");
+    Peer {
+        tuple: conn.tuple,
+        una: conn.snd_una.0,
+        max: conn.snd_max.0,
+        rcv_nxt: conn.rcv_nxt.0,
+        wnd: conn.rcv_adv - conn.rcv_nxt,
+        ts_recent: conn.ts_enabled.then_some(conn.ts_recent),
+    }
+}
+
+/// A segment from the remote end of `peer`'s connection, with a current timestamp (TS.Recent itself, so PAWS
+/// passes) unless `tsval` overrides it.
+fn forge_to(peer: &Peer, seq: u32, ack: u32, flags: u8, payload: &[u8], tsval: Option<u32>) -> Vec<u8> {
+    let mut options = crate::wire::TcpOptions::default();
+    if let Some(ts) = peer.ts_recent {
+        options.timestamps = Some((tsval.unwrap_or(ts), 0));
+    }
+    let t = TcpRepr {
+        src_port: peer.tuple.remote_port,
+        dst_port: peer.tuple.local_port,
+        seq: crate::wire::SeqNum(seq),
+        ack: crate::wire::SeqNum(ack),
+        flags: TcpFlags(flags),
+        window: 1024,
+        urgent: 0,
+        options,
+        payload,
+    };
+    forge(&t, peer.tuple.remote_ip, peer.tuple.local_ip)
+}
+
+/// `n` connections from A to B's port 80, accepted on B; returns B's handles.
+fn many_connections(p: &mut Pair, n: usize) -> Vec<ConnId> {
+    let l = p.b.listen(SocketAddrV4::new(B, 80), 4096).unwrap();
+    for _ in 0..n {
+        p.a.connect(p.now, SocketAddrV4::new(A, 0), SocketAddrV4::new(B, 80)).unwrap();
+    }
+    p.pump();
+    let conns: Vec<ConnId> = std::iter::from_fn(|| p.b.accept(l).ok()).collect();
+    assert_eq!(conns.len(), n);
+    conns
+}
+
+#[test]
+fn one_byte_at_the_window_edge_of_thousands_of_connections_holds_one_chunk_each() {
+    // Review H1 / PoC F1: before, each such byte made B allocate its whole 128 KiB window.
+    const N: usize = 2000;
+    let mut p = Pair::new(Config::default(), Config::default());
+    let conns = many_connections(&mut p, N);
+    let before = p.b.buffer_bytes_in_use();
+    for &cb in &conns {
+        let peer = peer_of(&p.b, cb);
+        assert!(peer.wnd >= 65535, "{}", peer.wnd);
+        p.b.handle_ipv4(p.now, &forge_to(&peer, peer.rcv_nxt + peer.wnd - 1, peer.max, TcpFlags::ACK, b"x", None));
+    }
+    let held = p.b.buffer_bytes_in_use() - before;
+    eprintln!("{N} connections x 1 byte at the window edge: {held} bytes held");
+    assert!(held <= N * 4096, "{held} bytes held for {N} one-byte segments");
+    assert_eq!(p.b.counters().get(Counter::TCPOFOQueue), N as u64);
+    assert_eq!(p.b.counters().get(Counter::TCPMemoryPressures), 0);
+}
+
+#[test]
+fn tcp_mem_caps_out_of_order_memory_and_in_order_data_prunes_it() {
+    const N: usize = 1000;
+    let mut cfg = Config::default();
+    cfg.tcp_mem = [64, 128, 256];
+    let mut p = Pair::new(Config::default(), cfg);
+    let conns = many_connections(&mut p, N);
+    for &cb in &conns {
+        let peer = peer_of(&p.b, cb);
+        p.b.handle_ipv4(p.now, &forge_to(&peer, peer.rcv_nxt + peer.wnd - 1, peer.max, TcpFlags::ACK, b"x", None));
+    }
+    let c = p.b.counters();
+    assert!(p.b.buffer_bytes_in_use() <= 256 * 4096, "{}", p.b.buffer_bytes_in_use());
+    assert_eq!(c.get(Counter::TCPMemoryPressures), 1);
+    assert_eq!(c.get(Counter::TCPOFOQueue), 256);
+    assert_eq!(c.get(Counter::TCPOFODrop), (N - 256) as u64);
+    // Past `high`, in-order data on a connection with out-of-order data prunes that queue to make room.
+    let cb = conns[0];
+    let peer = peer_of(&p.b, cb);
+    p.b.handle_ipv4(p.now, &forge_to(&peer, peer.rcv_nxt, peer.max, TcpFlags::ACK, b"in order", None));
+    assert_eq!(p.b.recv_queue_len(cb), 8);
+    let c = p.b.counters();
+    assert_eq!(c.get(Counter::PruneCalled), 1 + (N - 256) as u64);
+    assert_eq!(c.get(Counter::OfoPruned), 1);
+    // In-order data on a connection with nothing to prune is dropped (the peer sends it again).
+    let cb = conns[N - 1];
+    let peer = peer_of(&p.b, cb);
+    p.b.handle_ipv4(p.now, &forge_to(&peer, peer.rcv_nxt, peer.max, TcpFlags::ACK, b"in order", None));
+    assert_eq!(p.b.recv_queue_len(cb), 0);
+    assert_eq!(p.b.counters().get(Counter::RcvPruned), 1);
+    assert!(p.b.buffer_bytes_in_use() <= 256 * 4096);
+}
+
+/// PoC F7: an off-path prober sends one spoofed RST at the victim's four-tuple (in window when `hit`), then
+/// `tcp_challenge_ack_limit` in-window RSTs on its own connection, and counts the challenge ACKs it gets back.
+fn challenge_acks_seen_by_prober(hit: bool) -> usize {
+    let mut p = Pair::new(Config::default(), Config::default());
+    let conns = many_connections(&mut p, 2);
+    let (victim, prober) = (peer_of(&p.b, conns[0]), peer_of(&p.b, conns[1]));
+    let probe_seq = if hit { victim.rcv_nxt + 100 } else { victim.rcv_nxt.wrapping_add(1 << 31) };
+    p.b.handle_ipv4(p.now, &forge_to(&victim, probe_seq, 0, TcpFlags::RST, b"", None));
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(p.now, &mut sink);
+    let mut seen = 0;
+    for i in 0..p.b.config().tcp_challenge_ack_limit {
+        let rst = forge_to(&prober, prober.rcv_nxt + 1 + i, 0, TcpFlags::RST, b"", None);
+        p.b.handle_ipv4(p.now, &rst);
+        let mut sink = VecSink::default();
+        p.b.poll_transmit(p.now, &mut sink);
+        seen += sink.packets.iter().map(|x| parse(x)).filter(|s| s.flags.ack() && !s.flags.rst()).count();
+    }
+    seen
+}
+
+#[test]
+fn challenge_ack_count_does_not_reveal_a_probe_hit() {
+    // Review H2 (CVE-2016-5696): before, a hit left 999 challenge ACKs for the prober and a miss 1000.
+    let (hit, miss) = (challenge_acks_seen_by_prober(true), challenge_acks_seen_by_prober(false));
+    assert_eq!(hit, miss);
+    assert_eq!(hit, 1, "one challenge ACK per tcp_invalid_ratelimit per connection");
+}
+
+#[test]
+fn challenge_ack_budget_is_randomized_per_second() {
+    let mut e = Engine::new(Config::default(), Instant::from_secs(1), 7);
+    let mut budgets = std::collections::HashSet::new();
+    for s in 1..20 {
+        let now = Instant::from_secs(s);
+        let n = (0..2000).take_while(|_| e.challenge_ack_allowed(now)).count();
+        assert!((500..1500).contains(&n), "{n}");
+        budgets.insert(n);
+    }
+    assert!(budgets.len() > 10, "{budgets:?}");
+}
+
+#[test]
+fn out_of_window_acks_are_rate_limited_per_connection() {
+    // Review L15: 100 out-of-window bare ACKs draw one duplicate ACK per tcp_invalid_ratelimit, not 100.
+    let (mut p, _ca, cb) = Pair::connected(Config::default(), Config::default());
+    let peer = peer_of(&p.b, cb);
+    let mut acks = 0;
+    for i in 0..100u32 {
+        let seg = forge_to(&peer, peer.rcv_nxt.wrapping_add(1 << 30) + i, peer.max, TcpFlags::ACK, b"", None);
+        p.b.handle_ipv4(p.now, &seg);
+        let mut sink = VecSink::default();
+        p.b.poll_transmit(p.now, &mut sink);
+        acks += sink.packets.len();
+    }
+    assert_eq!(acks, 1);
+    assert_eq!(p.b.counters().get(Counter::TCPACKSkippedSeq), 99);
+    // After the interval, one more.
+    let later = p.now + Duration::from_millis(500);
+    let seg = forge_to(&peer, peer.rcv_nxt.wrapping_add(1 << 30), peer.max, TcpFlags::ACK, b"", None);
+    p.b.handle_ipv4(later, &seg);
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(later, &mut sink);
+    assert_eq!(sink.packets.len(), 1);
+}
+
+#[test]
+fn a_forged_segment_with_a_bad_ack_does_not_poison_paws() {
+    // Review M1 / PoC F2: right SEQ, ACK 2^30 ahead, TSval far ahead.
+    let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+    let peer = peer_of(&p.b, cb);
+    let ts = peer.ts_recent.expect("timestamps negotiated");
+    let forged =
+        forge_to(&peer, peer.rcv_nxt, peer.max.wrapping_add(1 << 30), TcpFlags::ACK, b"", Some(ts + (1 << 30)));
+    p.b.handle_ipv4(p.now, &forged);
+    assert_eq!(peer_of(&p.b, cb).ts_recent, Some(ts), "TS.Recent moved on an unacceptable ACK");
+    p.now += Duration::from_millis(10);
+    p.a.send(p.now, ca, b"still alive").unwrap();
+    p.pump();
+    assert_eq!(read_all(&mut p.b, cb), b"still alive");
+    assert_eq!(p.b.counters().get(Counter::PAWSEstab), 0);
+}
+
+#[test]
+fn a_fresh_connection_accepts_no_ack_below_snd_una() {
+    // Review M2 / PoC F3: data with an ACK below SND.UNA on a connection that has sent nothing is injected data.
+    let (mut p, _ca, cb) = Pair::connected(Config::default(), Config::default());
+    let peer = peer_of(&p.b, cb);
+    let forged = forge_to(&peer, peer.rcv_nxt, peer.una.wrapping_sub(1000), TcpFlags::ACK, b"injected", None);
+    p.b.handle_ipv4(p.now, &forged);
+    assert_eq!(p.b.recv_queue_len(cb), 0);
+    assert_eq!(p.b.counters().get(Counter::TCPChallengeACK), 1);
+}
+
+#[test]
+fn old_acks_within_what_was_acknowledged_are_still_accepted() {
+    let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+    p.b.send(p.now, cb, &[1u8; 3000]).unwrap();
+    p.pump();
+    assert_eq!(read_all(&mut p.a, ca).len(), 3000);
+    let peer = peer_of(&p.b, cb);
+    // A reordered segment whose ACK is 1000 below SND.UNA (3000 bytes acknowledged) carries good data.
+    let seg = forge_to(&peer, peer.rcv_nxt, peer.una - 1000, TcpFlags::ACK, b"late", None);
+    p.b.handle_ipv4(p.now, &seg);
+    assert_eq!(p.b.recv_queue_len(cb), 4);
+}
+
+/// B closes first and ends in TIME_WAIT; returns the pair, B's record tuple and its RCV.NXT.
+fn b_in_time_wait(cfg_b: Config) -> (Pair, super::conn::FourTuple, Peer) {
+    let (mut p, ca, cb) = Pair::connected(Config::default(), cfg_b);
+    let peer = peer_of(&p.b, cb);
+    p.b.close(p.now, cb).unwrap();
+    p.pump();
+    p.a.close(p.now, ca).unwrap();
+    p.pump();
+    assert_eq!(p.b.connection_count().1, 1);
+    let rec = p.b.timewait.get(&peer.tuple).unwrap().clone();
+    let peer =
+        Peer { rcv_nxt: rec.rcv_nxt.0, una: rec.snd_nxt.0, max: rec.snd_nxt.0, ts_recent: Some(rec.ts_recent), ..peer };
+    (p, rec.tuple, peer)
+}
+
+#[test]
+fn time_wait_is_killed_only_by_a_reset_at_rcv_nxt_with_rfc1337_off() {
+    // Review L1 / PoC F6.
+    let mut cfg = Config::default();
+    cfg.tcp_rfc1337 = false;
+    let (mut p, tuple, peer) = b_in_time_wait(cfg);
+    p.b.handle_ipv4(p.now, &forge_to(&peer, peer.rcv_nxt.wrapping_add(1 << 30), 0, TcpFlags::RST, b"", None));
+    assert!(p.b.timewait.get(&tuple).is_some(), "an out-of-window RST killed TIME_WAIT");
+    // A bare ACK away from RCV.NXT with a newer TSval does not move TS.Recent.
+    let ts = peer.ts_recent.unwrap();
+    let ack = forge_to(&peer, peer.rcv_nxt + 5000, peer.max, TcpFlags::ACK, b"", Some(ts + 100_000));
+    p.b.handle_ipv4(p.now, &ack);
+    assert_eq!(p.b.timewait.get(&tuple).unwrap().ts_recent, ts);
+    p.b.handle_ipv4(p.now, &forge_to(&peer, peer.rcv_nxt, 0, TcpFlags::RST, b"", None));
+    assert!(p.b.timewait.get(&tuple).is_none());
+    assert_eq!(p.b.counters().get(Counter::TWKilled), 1);
+}
+
+#[test]
+fn data_beyond_an_out_of_order_fin_forgets_the_fin() {
+    // Review L10: FIN at +10, data at +20..+30, then +0..+10: the stream must not end at +10.
+    let (mut p, _ca, cb) = Pair::connected(Config::default(), Config::default());
+    let peer = peer_of(&p.b, cb);
+    let r = peer.rcv_nxt;
+    p.b.handle_ipv4(p.now, &forge_to(&peer, r + 10, peer.max, TcpFlags::ACK | TcpFlags::FIN, b"", None));
+    p.b.handle_ipv4(p.now, &forge_to(&peer, r + 20, peer.max, TcpFlags::ACK, b"0123456789", None));
+    p.b.handle_ipv4(p.now, &forge_to(&peer, r, peer.max, TcpFlags::ACK, b"abcdefghij", None));
+    assert_eq!(p.b.info(cb).unwrap().state, State::Established);
+    assert_eq!(read_all(&mut p.b, cb), b"abcdefghij");
+}
+
+#[test]
+fn fast_open_key_rotates_and_the_previous_key_still_validates() {
+    // Review L4 / RFC 7413 §4.1.2.
+    let start = Instant::from_secs(1);
+    let mut e = Engine::new(Config::default(), start, 9);
+    let old = e.tfo_cookie_for(A);
+    e.rotate_tfo_key(start + Duration::from_secs(60));
+    assert_eq!(e.tfo_cookie_for(A).as_slice(), old.as_slice(), "no rotation before the period");
+    e.rotate_tfo_key(start + super::listener::TFO_KEY_PERIOD);
+    assert_ne!(e.tfo_cookie_for(A).as_slice(), old.as_slice());
+    assert!(e.tfo_cookie_valid(A, &old), "the previous key still validates");
+    e.rotate_tfo_key(start + super::listener::TFO_KEY_PERIOD * 2);
+    assert!(!e.tfo_cookie_valid(A, &old), "two periods on, the old cookie is refused");
+}
+
+#[test]
+fn every_bit_of_the_secret_keys_the_isn() {
+    // Review L4: the second half of the 256-bit secret matters too (not a function of the first 64 bits).
+    let now = Instant::from_secs(1);
+    let mut s = [7u8; 32];
+    let e1 = Engine::with_secret(Config::default(), now, s);
+    s[31] ^= 1;
+    let e2 = Engine::with_secret(Config::default(), now, s);
+    let (l, r) = (SocketAddrV4::new(A, 1000), SocketAddrV4::new(B, 80));
+    assert_ne!(e1.isn.isn(l, r, now), e2.isn.isn(l, r, now));
+    assert_ne!(e1.tfo_cookie_for(A).as_slice(), e2.tfo_cookie_for(A).as_slice());
+}
+
+#[test]
+fn a_tiny_peer_mss_is_floored_and_sack_never_shrinks_the_payload_below_it() {
+    // Review L11: MSS 40 is raised to tcp_min_snd_mss (48), and with timestamps the 36-byte payload keeps priority
+    // over SACK blocks (before: 24-byte payloads with three blocks were possible).
+    let mut p = Pair::new(Config::default(), Config::default());
+    let l = p.b.listen(SocketAddrV4::new(B, 80), 16).unwrap();
+    let mut options = crate::wire::TcpOptions::default();
+    options.mss = Some(40);
+    options.sack_permitted = true;
+    options.timestamps = Some((100, 0));
+    let mut syn = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq: crate::wire::SeqNum(1000),
+        ack: crate::wire::SeqNum(0),
+        flags: TcpFlags(TcpFlags::SYN),
+        window: 65535,
+        urgent: 0,
+        options,
+        payload: &[],
+    };
+    p.b.handle_ipv4(p.now, &forge(&syn, A, B));
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(p.now, &mut sink);
+    let synack = parse(&sink.packets[0]);
+    assert!(synack.flags.syn() && synack.flags.ack());
+    syn.flags = TcpFlags(TcpFlags::ACK);
+    syn.seq = crate::wire::SeqNum(1001);
+    syn.ack = crate::wire::SeqNum(synack.seq.wrapping_add(1));
+    syn.options.mss = None;
+    syn.options.sack_permitted = false;
+    p.b.handle_ipv4(p.now, &forge(&syn, A, B));
+    let cb = p.b.accept(l).unwrap();
+    // An out-of-order segment makes B owe SACK blocks on everything it sends.
+    syn.seq = crate::wire::SeqNum(1101);
+    syn.payload = b"0123456789";
+    p.b.handle_ipv4(p.now, &forge(&syn, A, B));
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(p.now, &mut sink);
+    p.b.send(p.now, cb, &[7u8; 1000]).unwrap();
+    let mut sink = VecSink::default();
+    p.b.poll_transmit(p.now, &mut sink);
+    let data: Vec<usize> = sink.packets.iter().map(|x| parse(x).len).filter(|&n| n > 0).collect();
+    assert!(!data.is_empty());
+    assert!(data.iter().all(|&n| n == 36), "{data:?}");
+}

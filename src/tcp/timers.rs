@@ -146,6 +146,10 @@ impl Engine {
             self.mark_dirty(index);
             return;
         }
+        // A deliberate deviation (review L17): probes count towards tcp_retries2 even when the peer answers them
+        // with a zero window, so a peer that never reads cannot hold a connection and its send buffer forever
+        // (sockstress). RFC 1122 §4.2.2.17 says the connection MUST stay open while probes are answered, and Linux
+        // keeps it (only TCP_USER_TIMEOUT bounds it there); with the default backoff this aborts after ~15-30 min.
         let limit = if c.app_owned { self.config.tcp_retries2 } else { self.config.orphan_retries() };
         if c.retransmits >= limit {
             self.counters.inc(Counter::TCPAbortOnTimeout);
@@ -191,7 +195,7 @@ impl Engine {
             self.set_timer(index, TimerKind::Keepalive, at);
             return;
         }
-        if c.keepalive_probes >= self.config.tcp_keepalive_probes {
+        if c.keepalive_probes as u32 >= self.config.tcp_keepalive_probes {
             // Linux resets the connection when probes run out (TCPKeepAlive counts probes sent, not this).
             self.counters.inc(Counter::TCPAbortOnTimeout);
             let c = conn!(self, index);
@@ -203,7 +207,7 @@ impl Engine {
             self.release_slot(index);
             return;
         }
-        c.keepalive_probes += 1;
+        c.keepalive_probes = c.keepalive_probes.saturating_add(1);
         let probe_seq = c.snd_una - 1u32;
         let probe = self.ack_control_segment(now, index, probe_seq);
         self.queue_control(probe);

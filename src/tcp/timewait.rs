@@ -24,11 +24,13 @@ pub(crate) struct TimeWaitRecord {
     pub timer: TimerHandle,
     pub generation: u32,
     pub ts_enabled: bool,
+    /// When (4 ms units, wrapping, 0 = never) this record last answered an invalid segment (`tcp_invalid_ratelimit`).
+    pub last_oow_ack: u16,
 }
 
 #[derive(Default)]
 pub(crate) struct TimeWaitTable {
-    index: HashMap<FourTuple, u32, foldhash::fast::RandomState>,
+    index: HashMap<FourTuple, u32, super::engine::Hasher>,
     records: Vec<Option<TimeWaitRecord>>,
     free: Vec<u32>,
     generation: u32,
@@ -76,6 +78,7 @@ impl TimeWaitTable {
             timer,
             generation,
             ts_enabled,
+            last_oow_ack: 0,
         });
         self.index.insert(tuple, slot);
     }
@@ -108,6 +111,14 @@ impl TimeWaitTable {
         timers.cancel(rec.timer);
         rec.timer =
             timers.insert(now + len, TimerEntry { index: slot, generation: rec.generation, kind: TimerKind::TimeWait });
+    }
+
+    pub fn set_last_oow_ack(&mut self, t: &FourTuple, ms: u16) {
+        if let Some(&slot) = self.index.get(t) {
+            if let Some(rec) = self.records[slot as usize].as_mut() {
+                rec.last_oow_ack = ms;
+            }
+        }
     }
 
     pub fn update_ts_recent(&mut self, t: &FourTuple, ts: u32) {
