@@ -132,6 +132,10 @@ pub struct Args {
     /// equal N` sets over the served queues (see deploy/rss.sh).
     #[arg(long, value_name = "HEX")]
     pub rss_key: Option<String>,
+    /// Serve on this 802.1Q VLAN (1..4094) of the interface: only frames tagged with it are taken, replies carry
+    /// it; untagged frames and other VLANs stay with the kernel.
+    #[arg(long, value_name = "VID", value_parser = clap::value_parser!(u16).range(1..=4094))]
+    pub vlan: Option<u16>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -299,6 +303,7 @@ impl Server {
 
         let mut program = XdpProgram::load()?;
         program.add_local_addr(addr, true)?;
+        program.set_vlan(args.vlan)?;
         for &port in &args.listen {
             program.add_listen(addr, port)?;
         }
@@ -318,6 +323,7 @@ impl Server {
             program.register_socket(q, rings.fd())?;
             let net = NetConfig { addr, prefix_len, gateway: args.gateway, mac: iface.mac, mtu: config.mtu as usize };
             let mut dp = Datapath::new(rings, net, ring_cfg.fill_size as usize, NeighConfig::default())?;
+            dp.set_vlan(args.vlan)?;
             dp.share_neighbours(shares.remove(0));
             datapaths.push((q, dp));
         }
