@@ -110,6 +110,9 @@ pub struct Args {
     /// With --pcap: bytes kept of each frame (0: whole frames).
     #[arg(long, value_name = "BYTES", requires = "pcap", default_value_t = crate::control::DEFAULT_SNAPLEN)]
     pub pcap_snaplen: u32,
+    /// With --pcap: stop writing frames once the file holds about this many bytes (later ones are counted only).
+    #[arg(long, value_name = "BYTES", requires = "pcap", default_value_t = crate::control::pcapfile::DEFAULT_PCAP_MAX_BYTES)]
+    pub pcap_max_bytes: u64,
     /// Diagnostics/testing aid: the app never accepts on these listening ports, so their accept queues fill (see
     /// them with `xdptcp ss -l`) and further handshakes meet a full backlog, as behind a stalled application.
     #[arg(long, value_delimiter = ',', value_name = "PORT")]
@@ -423,8 +426,14 @@ impl Server {
         }
         let pcap = match (&args.pcap, &hub) {
             (Some(path), Some(hub)) => {
-                let f = crate::control::PcapFile::create(path, hub, pcap_filter.clone(), args.pcap_snaplen)
-                    .with_context(|| format!("creating {}", path.display()))?;
+                let f = crate::control::PcapFile::create_capped(
+                    path,
+                    hub,
+                    pcap_filter.clone(),
+                    args.pcap_snaplen,
+                    args.pcap_max_bytes,
+                )
+                .with_context(|| format!("creating {}", path.display()))?;
                 for (_, worker, clock) in &mut built {
                     if let Some(c) = worker.control.as_mut() {
                         f.attach(c, clock.now());
