@@ -10,6 +10,9 @@
 //   - TCP to the local (address, port) of an active open, in `active_ports` (user space adds and removes them);
 //   - any TCP to an address marked ADDR_OWN_TCP in `local_addrs` (the address is the stack's alone, so the stack must
 //     answer unknown ports with RST, RFC 9293 §3.10.7.1, rather than let the kernel drop them silently).
+// Only frames on the stack's VLAN are considered: 802.1Q-tagged with the configured VID, or untagged when none is
+// configured (`steer_config`). Every other tag, 802.1ad service tags included, goes to the kernel untouched, so
+// VLAN isolation holds and the host's own VLAN interfaces keep working.
 // Everything is bounds-checked against data_end before it is read, as the verifier demands.
 
 #include <linux/bpf.h>
@@ -71,6 +74,14 @@ struct {
     __type(key, struct endpoint);
     __type(value, __u32);
 } active_ports SEC(".maps");
+
+// Index 0: the stack's 802.1Q VLAN id (1..4094), or 0 for untagged (set by src/xdp/loader.rs `set_vlan`).
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} steer_config SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -151,13 +162,21 @@ int xdptcp_steer(struct xdp_md *ctx)
     __be16 proto = eth->h_proto;
     void *l3 = eth + 1;
 
-    // One 802.1Q / 802.1ad tag.
-    if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+    __u32 zero = 0;
+    __u32 *want = bpf_map_lookup_elem(&steer_config, &zero);
+    __u32 vlan = want ? *want : 0;
+    if (proto == bpf_htons(ETH_P_8021Q)) {
+        // Our VLAN only (IEEE 802.1Q: VID is the low 12 bits of the TCI).
         struct vlan_tag *tag = l3;
         if ((void *)(tag + 1) > data_end)
             return pass();
+        if (vlan == 0 || (bpf_ntohs(tag->tci) & 0x0fff) != vlan)
+            return pass();
         proto = tag->encapsulated_proto;
         l3 = tag + 1;
+    } else if (proto == bpf_htons(ETH_P_8021AD) || vlan != 0) {
+        // A service tag (the stack never answers QinQ) or an untagged frame while the stack lives on a VLAN.
+        return pass();
     }
 
     if (proto == bpf_htons(ETH_P_ARP)) {

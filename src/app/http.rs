@@ -30,13 +30,31 @@ pub enum Parse {
     Bad(u16),
 }
 
-fn find_header_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+/// The end of the header block (past its blank line), looking only from `from - 3` on: the caller knows
+/// `buf[..from]` held no terminator, and only the last 3 of those bytes can start one that the new bytes complete.
+fn find_header_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(3).min(buf.len());
+    #[cfg(test)]
+    SCANNED.with(|s| s.set(s.get() + (buf.len() - start) as u64));
+    buf[start..].windows(4).position(|w| w == b"\r\n\r\n").map(|p| start + p + 4)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes `find_header_end` looked at, to show that trickled headers cost linear time.
+    static SCANNED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Parses one request at the start of `buf`.
 pub fn parse_request(buf: &[u8]) -> Parse {
-    let Some(head_len) = find_header_end(buf) else {
+    parse_request_from(buf, 0)
+}
+
+/// [`parse_request`] for a buffer whose first `scanned` bytes are known to hold no complete header block (an
+/// earlier call returned `Incomplete` for them): the terminator search resumes instead of starting over, so a
+/// header trickled a byte at a time costs O(n), not O(n²) (review L16).
+pub fn parse_request_from(buf: &[u8], scanned: usize) -> Parse {
+    let Some(head_len) = find_header_end(buf, scanned) else {
         return if buf.len() > MAX_HEADER { Parse::Bad(431) } else { Parse::Incomplete };
     };
     if head_len > MAX_HEADER {
@@ -134,6 +152,8 @@ pub struct Session {
     pub close_after: bool,
     /// The peer finished sending.
     pub eof: bool,
+    /// `input[..scanned]` holds no complete header block (the terminator search resumes there).
+    scanned: usize,
 }
 
 impl Session {
@@ -145,21 +165,27 @@ impl Session {
             if self.skip > 0 {
                 let n = self.skip.min(self.input.len());
                 self.input.drain(..n);
+                self.scanned = 0;
                 self.skip -= n;
                 if self.skip > 0 {
                     break;
                 }
             }
-            match parse_request(&self.input) {
-                Parse::Incomplete => break,
+            match parse_request_from(&self.input, self.scanned) {
+                Parse::Incomplete => {
+                    self.scanned = self.input.len();
+                    break;
+                }
                 Parse::Request { consumed, body, keep_alive, head_only } => {
                     self.input.drain(..consumed);
+                    self.scanned = 0;
                     self.skip = body;
                     write_response(&mut self.out, 200, keep_alive, head_only);
                     self.close_after = !keep_alive || closing;
                 }
                 Parse::Bad(status) => {
                     self.input.clear();
+                    self.scanned = 0;
                     write_response(&mut self.out, status, false, false);
                     self.close_after = true;
                 }
@@ -357,5 +383,33 @@ mod tests {
         out.clear();
         write_response(&mut out, 200, false, true);
         assert!(String::from_utf8(out).unwrap().ends_with("Connection: close\r\n\r\n"));
+    }
+
+    /// Review L16: a 16 KiB header trickled one byte per segment is scanned in linear time, and still parsed.
+    #[test]
+    fn trickled_header_is_scanned_once() {
+        let mut req = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        while req.len() < 15 * 1024 {
+            req.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        req.extend_from_slice(b"\r\n");
+        let mut s = Session::default();
+        SCANNED.with(|c| c.set(0));
+        for &b in &req {
+            s.input.push(b);
+            s.answer(false);
+        }
+        let scanned = SCANNED.with(|c| c.get());
+        assert!(scanned <= 5 * req.len() as u64, "{scanned} bytes scanned for a {}-byte header", req.len());
+        assert!(s.out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&s.out));
+        // A terminator split across segments at every position is still found.
+        for cut in 1..4 {
+            let mut s = Session::default();
+            let r = b"GET / HTTP/1.1\r\n\r\n";
+            s.input.extend_from_slice(&r[..r.len() - cut]);
+            assert_eq!(s.answer(false), 0);
+            s.input.extend_from_slice(&r[r.len() - cut..]);
+            assert_eq!(s.answer(false), 1);
+        }
     }
 }

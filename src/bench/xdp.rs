@@ -92,6 +92,7 @@ impl XdpOptions {
                 path,
                 filter: Default::default(),
                 snaplen: crate::control::DEFAULT_SNAPLEN,
+                max_bytes: crate::control::pcapfile::DEFAULT_PCAP_MAX_BYTES,
             }))
             .config(config)
             .kernel_addr_hint(

@@ -5,7 +5,6 @@
 //! pcap-filter subset described in [`crate::control::filter`] and may also follow the options, as with tcpdump.
 //! Ctrl-C ends the capture cleanly (the file stays complete).
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,7 +97,8 @@ pub fn capture(
     let mut out: Box<dyn Write> = if args.write.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        let f = File::create(&args.write).with_context(|| format!("cannot create {}", args.write.display()))?;
+        let f = crate::control::pcapfile::create_private(&args.write)
+            .with_context(|| format!("cannot create {}", args.write.display()))?;
         Box::new(BufWriter::new(f))
     };
     let target = args.socket.path()?;

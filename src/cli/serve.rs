@@ -104,6 +104,9 @@ pub struct Args {
     /// With --pcap: bytes kept of each frame (0: whole frames).
     #[arg(long, value_name = "BYTES", requires = "pcap", default_value_t = crate::control::DEFAULT_SNAPLEN)]
     pub pcap_snaplen: u32,
+    /// With --pcap: stop writing frames once the file holds about this many bytes (later ones are counted only).
+    #[arg(long, value_name = "BYTES", requires = "pcap", default_value_t = crate::control::pcapfile::DEFAULT_PCAP_MAX_BYTES)]
+    pub pcap_max_bytes: u64,
     /// Diagnostics/testing aid: the app never accepts on these listening ports, so their accept queues fill (see
     /// them with `xdptcp ss -l`) and further handshakes meet a full backlog, as behind a stalled application.
     #[arg(long, value_delimiter = ',', value_name = "PORT")]
@@ -126,6 +129,10 @@ pub struct Args {
     /// equal N` sets over the served queues (see deploy/rss.sh).
     #[arg(long, value_name = "HEX")]
     pub rss_key: Option<String>,
+    /// Serve on this 802.1Q VLAN (1..4094) of the interface: only frames tagged with it are taken, replies carry
+    /// it; untagged frames and other VLANs stay with the kernel.
+    #[arg(long, value_name = "VID", value_parser = clap::value_parser!(u16).range(1..=4094))]
+    pub vlan: Option<u16>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -219,7 +226,13 @@ pub fn host_builder(args: &Args, config: Config) -> anyhow::Result<HostBuilder> 
         .steering(args.steering, args.rss_key.clone())
         .control((control != "none").then_some(control))
         .metrics(args.metrics.clone())
-        .pcap(args.pcap.clone().map(|path| PcapOptions { path, filter: pcap_filter, snaplen: args.pcap_snaplen }))
+        .pcap(args.pcap.clone().map(|path| PcapOptions {
+            path,
+            filter: pcap_filter,
+            snaplen: args.pcap_snaplen,
+            max_bytes: args.pcap_max_bytes,
+        }))
+        .vlan(args.vlan)
         .config(config)
         .kernel_addr_hint(&format!(
             "Remove it (ip addr del {addr}/{prefix_len} dev {}) or pick another address.",

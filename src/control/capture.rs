@@ -81,6 +81,8 @@ pub struct CaptureLimits {
     pub count: Option<u64>,
     /// Stop after this long (what is already queued is still written).
     pub duration: Option<Duration>,
+    /// Stop once about this many bytes of packet blocks are written (a whole-run `--pcap` must not fill the disk).
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +208,10 @@ impl Capture {
         let mut written = 0u64;
         let mut per_ring = vec![0u64; self.shared.rings.len()];
         let mut idle_sleep = Duration::from_micros(200);
-        let limit_reached = |written: u64| limits.count.is_some_and(|c| written >= c);
+        let mut bytes = 0u64;
+        let limit_reached = |written: u64, bytes: u64| {
+            limits.count.is_some_and(|c| written >= c) || limits.max_bytes.is_some_and(|m| bytes >= m)
+        };
         // One record per ring waits here so frames of different workers go out oldest first.
         let rings = &self.shared.rings;
         let mut heads: Vec<Option<Box<Record>>> = rings.iter().map(|_| None).collect();
@@ -218,7 +223,7 @@ impl Capture {
             }
             let mut wrote = 0;
             while wrote < WRITER_BATCH {
-                if limit_reached(written) {
+                if limit_reached(written, bytes) {
                     break 'outer;
                 }
                 let oldest = heads.iter().enumerate().filter_map(|(i, h)| Some((h.as_ref()?.ts_ns, i))).min();
@@ -235,6 +240,8 @@ impl Capture {
                     data: Cow::Borrowed(&rec.data),
                     options: vec![EnhancedPacketOption::Flags(flags)],
                 });
+                // An EPB with one option: 28 bytes of header, the padded data, 12 of options, 4 of trailer.
+                bytes += 44 + rec.data.len().next_multiple_of(4) as u64;
                 rec.data.clear();
                 // Cannot fail: at most `records` boxes exist and `free` holds that many.
                 let _ = rings[i].free.push(rec);
@@ -397,9 +404,13 @@ mod tests {
         let s = cap.summary(0);
         assert_eq!(s.matched, records as u64 + 10);
         assert_eq!(s.dropped, 10);
-        let limits = CaptureLimits { count: Some(5), duration: None };
+        let limits = CaptureLimits { count: Some(5), ..Default::default() };
         let (summary, _) = cap.write_pcapng(io::sink(), limits, &mut || true).unwrap();
         assert_eq!(summary.written, 5);
+        // The byte cap (review L12): each block here is 44 + 40 bytes, so 1000 bytes take 12 of them.
+        let limits = CaptureLimits { max_bytes: Some(1000), ..Default::default() };
+        let (summary, _) = cap.write_pcapng(io::sink(), limits, &mut || true).unwrap();
+        assert_eq!(summary.written, 12);
     }
 
     #[test]
@@ -428,7 +439,7 @@ mod tests {
     fn duration_limit_ends_an_idle_capture() {
         let cap = Capture::new(CaptureFilter::default(), 0, &[]);
         assert_eq!(cap.snaplen(), MAX_SNAPLEN);
-        let limits = CaptureLimits { count: None, duration: Some(Duration::from_millis(30)) };
+        let limits = CaptureLimits { duration: Some(Duration::from_millis(30)), ..Default::default() };
         let t = std::time::Instant::now();
         let (summary, _) = cap.write_pcapng(io::sink(), limits, &mut || true).unwrap();
         assert_eq!(summary.written, 0);

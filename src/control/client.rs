@@ -26,6 +26,9 @@ pub enum ClientError {
     /// The server refused the request.
     #[error("{0}")]
     Remote(String),
+    /// The socket is served by a process of another user: not an xdptcp we started (review L13).
+    #[error("{} is served by uid {uid} (pid {pid}), neither root nor us; not talking to it", path.display())]
+    Untrusted { path: PathBuf, uid: u32, pid: i32 },
 }
 
 /// A connection to a running stack's control socket.
@@ -46,6 +49,11 @@ impl Client {
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
         let stream =
             UnixStream::connect(path).map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
+        // The server's credentials, as the kernel recorded them when it bound: a squatter cannot fake them.
+        let cred = crate::sys::peer_cred(&stream)?;
+        if !super::server::trusted_uid(cred.uid) {
+            return Err(ClientError::Untrusted { path: path.to_path_buf(), uid: cred.uid, pid: cred.pid });
+        }
         stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
         let writer = stream.try_clone()?;
         Ok(Client { reader: BufReader::new(stream), writer })

@@ -2,8 +2,10 @@
 //! format (version 0.0.4) built from the workers' published snapshots, so a scrape never waits on a worker.
 //! Names are described in the [module documentation](super).
 //!
-//! One thread, one request per connection (`Connection: close`), request heads capped at 8 KiB and two-second
-//! socket timeouts, so a slow or hostile scraper can delay other scrapes by at most that long and never grows memory.
+//! One thread, one request per connection (`Connection: close`), request heads capped at 8 KiB and a two-second
+//! deadline for the whole request (not per read: a client trickling a byte now and then would otherwise hold the
+//! thread for hours, review L7), so a slow or hostile scraper delays other scrapes by at most that long and never
+//! grows memory.
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -71,7 +73,16 @@ impl Drop for Metrics {
 
 fn serve(mut stream: TcpStream, hub: &ControlHub) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    let left = || {
+        let d = deadline.saturating_duration_since(std::time::Instant::now());
+        // A zero timeout means "none" to set_read_timeout: treat the end of the budget as a timeout here.
+        if d.is_zero() {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "request deadline passed"))
+        } else {
+            Ok(d)
+        }
+    };
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -79,6 +90,7 @@ fn serve(mut stream: TcpStream, hub: &ControlHub) -> io::Result<()> {
         if head.len() >= MAX_HEAD {
             return respond(&mut stream, "431 Request Header Fields Too Large", "text/plain", b"", false);
         }
+        stream.set_read_timeout(Some(left()?))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             return Ok(());
@@ -173,6 +185,35 @@ pub fn render(counters: &Counters, gauges: &[WorkerGauges]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review L7: a client trickling its request a byte at a time loses the endpoint after the deadline, and a
+    /// scrape behind it is answered.
+    #[test]
+    fn slowloris_client_is_cut_off_at_the_request_deadline() {
+        let m = Metrics::bind("127.0.0.1:0", ControlHub::new()).unwrap();
+        let addr = m.local_addr();
+        let slow = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            // Up to 8 s of one byte per 250 ms, well under the old per-read timeout; stops once cut off.
+            for _ in 0..32 {
+                if s.write_all(b"G").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        let waited = started.elapsed();
+        assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply:.80}");
+        assert!(waited < Duration::from_secs(5), "the scrape waited {waited:?} behind the slow client");
+        slow.join().unwrap();
+    }
 
     #[test]
     fn exposition_lines_are_well_formed() {

@@ -120,13 +120,15 @@ impl Drop for ControlServer {
     }
 }
 
-/// Binds `path`: creates a missing parent directory with mode 0700, replaces a stale socket (nobody answers it),
-/// refuses a live one or a non-socket file, and sets mode 0600.
+/// Binds `path`: creates a missing parent directory with mode 0700, refuses an existing one that is not ours or
+/// that others may write (review L13), replaces a stale socket (nobody answers it), refuses a live one or a
+/// non-socket file, and sets mode 0600.
 fn bind_socket(path: &Path) -> io::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
+        check_socket_dir(dir)?;
     }
     match fs::symlink_metadata(path) {
         Ok(md) if md.file_type().is_socket() => {
@@ -150,6 +152,31 @@ fn bind_socket(path: &Path) -> io::Result<UnixListener> {
     let listener = UnixListener::bind(path)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
     Ok(listener)
+}
+
+/// The socket's directory must be owned by us and writable by nobody else: in a group- or world-writable one
+/// another user could plant the socket name first and then answer our clients (or keep us from starting).
+pub fn check_socket_dir(dir: &Path) -> io::Result<()> {
+    let md = fs::metadata(dir)?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if md.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is owned by uid {}, not by us (uid {me}); refusing to serve there", dir.display(), md.uid()),
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is writable by group or others (mode {:o}); refusing to serve there",
+                dir.display(),
+                md.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn accept_loop(listener: UnixListener, hub: ControlHub, shutdown: Arc<AtomicBool>) {
@@ -206,12 +233,16 @@ fn reply_once(stream: &UnixStream, message: &str) -> io::Result<()> {
 /// out; this also covers a socket file whose mode someone loosened.
 fn peer_allowed(stream: &UnixStream) -> io::Result<()> {
     let cred = crate::sys::peer_cred(stream)?;
-    let me = crate::sys::effective_uid();
-    if cred.uid == 0 || cred.uid == me {
+    if trusted_uid(cred.uid) {
         Ok(())
     } else {
         Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("uid {} (pid {})", cred.uid, cred.pid)))
     }
+}
+
+/// Root or our own effective uid: the only peers either side of the control socket trusts.
+pub(super) fn trusted_uid(uid: u32) -> bool {
+    uid == 0 || uid == crate::sys::effective_uid()
 }
 
 fn write_response(w: &mut impl Write, r: &Response) -> io::Result<()> {
@@ -270,7 +301,7 @@ fn serve_client(stream: UnixStream, hub: &ControlHub, shutdown: &AtomicBool) -> 
             }
         };
         if let Request::Capture { filter, snaplen, count, duration_ms } = request {
-            let limits = CaptureLimits { count, duration: duration_ms.map(Duration::from_millis) };
+            let limits = CaptureLimits { count, duration: duration_ms.map(Duration::from_millis), max_bytes: None };
             let out = out.into_inner().map_err(|e| e.into_error())?;
             return serve_capture(reader, out, hub, shutdown, &filter, snaplen, limits);
         }
@@ -403,4 +434,64 @@ fn serve_capture(
     frames.stream.write_all(&0u32.to_le_bytes())?;
     write_response(&mut frames.stream, &Response::CaptureDone(summary))?;
     frames.stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xdptcp-srv-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Review L13: a socket directory others may write is refused; ours with 0755 is fine.
+    #[test]
+    fn a_shared_socket_directory_is_refused() {
+        let dir = scratch("dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ControlServer::bind(ServerConfig::at(dir.join("x.sock"))).err().expect("refused");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        drop(ControlServer::bind(ServerConfig::at(dir.join("x.sock"))).expect("ours, not shared"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Review L13: the client refuses a socket served by another user (a squatter), by SO_PEERCRED.
+    #[test]
+    fn the_client_refuses_a_server_of_another_user() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/bin/python3").exists() {
+            eprintln!("skipped: needs root and /usr/bin/python3 to run a listener as another user");
+            return;
+        }
+        let dir = scratch("squat");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let sock = dir.join("x.sock");
+        let script = format!(
+            "import socket,time\ns=socket.socket(socket.AF_UNIX)\ns.bind({:?})\ns.listen()\ntime.sleep(20)",
+            sock.to_str().unwrap()
+        );
+        let mut child = std::process::Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", "/usr/bin/python3", "-c", &script])
+            .spawn()
+            .expect("setpriv");
+        for _ in 0..100 {
+            if sock.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let res = super::super::Client::connect(&sock);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = fs::remove_dir_all(&dir);
+        match res {
+            Err(super::super::ClientError::Untrusted { uid, .. }) => assert_eq!(uid, 65534),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("talked to another user's server"),
+        }
+    }
 }

@@ -56,6 +56,8 @@ pub struct PcapOptions {
     pub filter: CaptureFilter,
     /// Bytes kept of each frame (0: whole frames).
     pub snaplen: u32,
+    /// Stop writing frames once the file holds about this many bytes (later ones are only counted).
+    pub max_bytes: u64,
 }
 
 /// How to assemble a stack on an interface; [`build`](HostBuilder::build) does it.
@@ -79,6 +81,7 @@ pub struct HostBuilder {
     pcap: Option<PcapOptions>,
     config: Config,
     listen: Vec<u16>,
+    vlan: Option<u16>,
     kernel_addr_hint: String,
 }
 
@@ -106,6 +109,7 @@ impl HostBuilder {
             pcap: None,
             config: Config::default(),
             listen: Vec::new(),
+            vlan: None,
             kernel_addr_hint: "Remove it or pick another address.".into(),
         })
     }
@@ -184,6 +188,13 @@ impl HostBuilder {
     }
 
     /// Assembles the stack (see the module doc for the steps). On error nothing stays attached.
+    /// Serve on this 802.1Q VLAN of the interface only: tagged frames with this VID are taken and replies carry
+    /// it; untagged frames and other VLANs stay with the kernel (review M4).
+    pub fn vlan(mut self, vid: Option<u16>) -> Self {
+        self.vlan = vid;
+        self
+    }
+
     pub fn build(self) -> anyhow::Result<(Host, Vec<QueueWorker>)> {
         let b = self;
         let (addr, prefix_len) = (b.addrs[0], b.prefix_len);
@@ -232,6 +243,7 @@ impl HostBuilder {
         for &a in &b.addrs {
             program.add_local_addr(a, true)?;
         }
+        program.set_vlan(b.vlan)?;
         for &port in &b.listen {
             program.add_listen(addr, port)?;
         }
@@ -250,6 +262,7 @@ impl HostBuilder {
             program.register_socket(q, rings.fd())?;
             let net = NetConfig { addr, prefix_len, gateway: b.gateway, mac: iface.mac, mtu: config.mtu as usize };
             let mut dp = Datapath::new(rings, net, ring_cfg.fill_size as usize, NeighConfig::default())?;
+            dp.set_vlan(b.vlan)?;
             dp.share_neighbours(shares.remove(0));
             for &a in &b.addrs[1..] {
                 dp.add_alias(a);
@@ -313,7 +326,7 @@ impl HostBuilder {
             workers.push(QueueWorker { queue: queues[i], core: cores[i], engine, dp, clock, control, sharding });
         }
         if let (Some(p), Some(hub)) = (&b.pcap, &hub) {
-            let f = PcapFile::create(&p.path, hub, p.filter.clone(), p.snaplen)
+            let f = PcapFile::create_capped(&p.path, hub, p.filter.clone(), p.snaplen, p.max_bytes)
                 .with_context(|| format!("creating {}", p.path.display()))?;
             for w in &mut workers {
                 if let Some(c) = w.control.as_mut() {

@@ -118,19 +118,35 @@ pub struct RssSteering {
     pub toeplitz: Toeplitz,
     /// Queue per hash bucket; NICs index it with the low bits of the hash.
     pub indirection: Vec<u16>,
+    /// Hash the endpoints in a canonical order (lower address:port first), so both directions of a flow agree
+    /// whatever the key: the software model uses this with a secret random key, where a NIC's symmetric key
+    /// would have to be the public 16-bit-periodic one (review L14).
+    pub canonical: bool,
 }
 
 impl RssSteering {
     /// The default a driver sets for `queues` queues: buckets round-robin over the queues.
     pub fn new(key: [u8; 40], queues: u16, table_size: usize) -> Self {
         let indirection = (0..table_size.max(1)).map(|i| (i % queues.max(1) as usize) as u16).collect();
-        RssSteering { toeplitz: Toeplitz::new(key), indirection }
+        RssSteering { toeplitz: Toeplitz::new(key), indirection, canonical: false }
+    }
+
+    /// The software model: a random secret key, endpoints hashed in canonical order (see `canonical`). An attacker
+    /// who cannot read the key cannot aim flows at one worker or force hand-offs.
+    pub fn random_symmetric(queues: u16, table_size: usize) -> Self {
+        let mut key = [0u8; 40];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut key[..]);
+        RssSteering { canonical: true, ..RssSteering::new(key, queues, table_size) }
     }
 
     /// The queue a packet from `src:sport` to `dst:dport` arrives on.
     #[inline]
     pub fn queue_of(&self, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> u16 {
-        let h = self.toeplitz.hash_tcp(src, dst, sport, dport);
+        let h = if self.canonical && (u32::from(src), sport) > (u32::from(dst), dport) {
+            self.toeplitz.hash_tcp(dst, src, dport, sport)
+        } else {
+            self.toeplitz.hash_tcp(src, dst, sport, dport)
+        };
         self.indirection[h as usize % self.indirection.len()]
     }
 

@@ -8,11 +8,13 @@
 //!   the flow on, so every packet already lands on its owner: zero hand-offs.
 //! - `hash`: the NIC's steering is unknown (veth, virtual NICs, partial RSS). The owner is our own symmetric hash of
 //!   the four-tuple (Toeplitz with the 0x6d5a key, the same a NIC set up by `deploy/rss.sh` computes) over the
-//!   workers; packets landing elsewhere, SYNs included, are handed off, so a flow always meets one engine.
+//!   workers; packets landing elsewhere, SYNs included, are handed off, so a flow always meets one engine. The key
+//!   is random per run (endpoints hashed in canonical order keep it symmetric): with the public key an attacker
+//!   could aim all its flows at one worker or force every packet through a hand-off (review L14).
 
 use std::net::Ipv4Addr;
 
-use super::rss::{read_nic_rss_info, RssSteering, Toeplitz, SYMMETRIC_KEY};
+use super::rss::{read_nic_rss_info, RssSteering, Toeplitz};
 
 /// Buckets of the software model's indirection table (as many NICs have).
 const HASH_TABLE_SIZE: usize = 128;
@@ -62,7 +64,7 @@ impl Owners {
         let n = workers.clamp(1, u16::MAX as usize) as u16;
         Owners {
             model: Model::Hash,
-            rss: RssSteering::new(SYMMETRIC_KEY, n, HASH_TABLE_SIZE),
+            rss: RssSteering::random_symmetric(n, HASH_TABLE_SIZE),
             worker_of_lane: (0..n).collect(),
             lane_of_worker: (0..n).collect(),
         }
@@ -87,7 +89,7 @@ impl Owners {
         let indirection = indirection.iter().map(|&q| q as u16).collect();
         Ok(Owners {
             model: Model::Nic,
-            rss: RssSteering { toeplitz: Toeplitz::new(key), indirection },
+            rss: RssSteering { toeplitz: Toeplitz::new(key), indirection, canonical: false },
             worker_of_lane,
             lane_of_worker,
         })
@@ -202,7 +204,7 @@ pub fn parse_key(s: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::rss::MICROSOFT_KEY;
+    use crate::stack::rss::{MICROSOFT_KEY, SYMMETRIC_KEY};
 
     const A: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
     const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -222,6 +224,19 @@ mod tests {
         assert!(per[0] > 300 && per[1] > 300, "{per:?}");
     }
 
+    /// Review L14: the software model's key is secret and random, not the public symmetric one, so an attacker
+    /// cannot compute which worker its flows land on.
+    #[test]
+    fn hash_model_key_is_random_per_run() {
+        let (a, b) = (Owners::hash(8), Owners::hash(8));
+        let public = RssSteering::new(SYMMETRIC_KEY, 8, 128);
+        let flows = 1024..2048u16;
+        let differ =
+            |o: &Owners, f: &dyn Fn(u16) -> usize| flows.clone().filter(|&p| o.owner(A, B, p, 80) != f(p)).count();
+        assert!(differ(&a, &|p| public.queue_of(A, B, p, 80) as usize) > 500, "not the public key's mapping");
+        assert!(differ(&a, &|p| b.owner(A, B, p, 80)) > 500, "two runs pick different keys");
+    }
+
     #[test]
     fn nic_model_maps_queues_to_workers() {
         // Queues 4 and 6 served by workers 0 and 1.
@@ -230,6 +245,7 @@ mod tests {
         let rss = RssSteering {
             toeplitz: Toeplitz::new(MICROSOFT_KEY),
             indirection: table.iter().map(|&q| q as u16).collect(),
+            canonical: false,
         };
         for port in 1000..1200u16 {
             let q = rss.queue_of(A, B, port, 80);
@@ -250,10 +266,12 @@ mod tests {
         for bad in ["", "6d:5", "zz", "6d:5a:g0"] {
             assert!(parse_key(bad).is_err(), "{bad:?}");
         }
-        // ethtool -X IF hkey <symmetric> equal 2 over queues 0 and 1 is exactly our hash model.
-        let (nic, hash) = (Owners::configured(&key, &[0, 1]).unwrap(), Owners::hash(2));
+        // The configured key is mirrored exactly: what a NIC set up by deploy/rss.sh computes (checked against
+        // the plain Toeplitz hash and the equal table).
+        let nic = Owners::configured(&key, &[0, 1]).unwrap();
+        let plain = RssSteering::new(SYMMETRIC_KEY, 2, 128);
         for port in 1024..3024u16 {
-            assert_eq!(nic.owner(A, B, port, 80), hash.owner(A, B, port, 80));
+            assert_eq!(nic.owner(A, B, port, 80), plain.queue_of(A, B, port, 80) as usize);
         }
         assert_eq!(nic.model, Model::Nic);
         assert!(Owners::configured(&key[..39], &[0, 1]).is_err());

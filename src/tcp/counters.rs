@@ -55,7 +55,8 @@ counters! {
         TCPConnectNoPorts, TCPACKSkippedTimeWait, PruneCalled, RcvPruned, OfoPruned;
     Xdptcp: RxFrames, TxFrames, RxMalformed, RxNotOurs, RxRingEmpty, TxRingFull, FillRingEmpty, FramesInUse,
         RxToEngine, ArpRequestsIn, ArpRepliesIn, ArpRequestsOut, ArpRepliesOut, ArpQueueDrops, ArpResolveFails,
-        TxNoBuffer, ConnTableFull, OrphanConns, TimeWaitConns, HandoffOut, HandoffIn, HandoffDrop;
+        TxNoBuffer, ConnTableFull, OrphanConns, TimeWaitConns, HandoffOut, HandoffIn, HandoffDrop, ArpIncompleteDrops,
+        ArpAddrConflicts, RxVlanMismatch, InMartianSrc, InSrcRouteDrops;
 }
 
 /// A worker's counters: a flat array indexed by [`Counter`].

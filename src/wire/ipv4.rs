@@ -192,6 +192,29 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
     }
+    /// Whether the options carry a loose or strict source route (RFC 791 §3.1 LSRR type 131, SSRR type 137).
+    /// Walks the options as RFC 791 lays them out: End (0) stops, No-op (1) is one byte, others carry a length; a
+    /// malformed length ends the walk.
+    pub fn has_source_route(&self) -> bool {
+        const END: u8 = 0;
+        const NOP: u8 = 1;
+        const LSRR: u8 = 131;
+        const SSRR: u8 = 137;
+        let opts = self.options();
+        let mut i = 0;
+        while i < opts.len() {
+            match opts[i] {
+                END => return false,
+                NOP => i += 1,
+                LSRR | SSRR => return true,
+                _ => match opts.get(i + 1) {
+                    Some(&len) if len >= 2 => i += len as usize,
+                    _ => return false,
+                },
+            }
+        }
+        false
+    }
     /// Whether the header checksum (over IHL * 4 bytes) is right.
     #[inline]
     pub fn verify_checksum(&self) -> bool {

@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 use super::neigh::{Due, Mac, NeighConfig, NeighborCache, Resolve};
 use crate::tcp::{Counter, Counters, PacketSink};
 use crate::time::Instant;
-use crate::wire::ethernet::{HEADER_LEN as ETH_HEADER_LEN, MIN_FRAME_LEN};
+use crate::wire::ethernet::{HEADER_LEN as ETH_HEADER_LEN, MIN_FRAME_LEN, VLAN_TAG_LEN};
+use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::{
     ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, Icmpv4Repr, IpProtocol, Ipv4Repr, WireError,
 };
@@ -41,6 +42,21 @@ impl NetConfig {
     }
     pub fn on_link(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & self.netmask() == u32::from(self.addr) & self.netmask()
+    }
+    /// The directed broadcast of our subnet (none for /31 and /32, RFC 3021).
+    fn subnet_broadcast(&self) -> Option<Ipv4Addr> {
+        (self.prefix_len < 31).then(|| Ipv4Addr::from(u32::from(self.addr) | !self.netmask()))
+    }
+    /// A source no real peer can have, as Linux's `ip_route_input_slow` judges it (a "martian"): 0/8, 127/8
+    /// (`route_localnet=0`), multicast, the limited or our subnet's broadcast (RFC 1122 §3.2.1.3), or an address of
+    /// ours (a LAND attack). Answering one would send a SYN-ACK, RST or echo reply to ourselves or to a whole subnet.
+    pub fn is_martian_source(&self, src: Ipv4Addr) -> bool {
+        src.octets()[0] == 0
+            || src.is_loopback()
+            || src.is_multicast()
+            || src.is_broadcast()
+            || src == self.addr
+            || Some(src) == self.subnet_broadcast()
     }
     /// The next hop for `dst`: itself if on-link, else the gateway.
     pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
@@ -110,7 +126,15 @@ pub struct Datapath<R: XskRings> {
     primed: bool,
     /// Datapath counters since the last `take_counters` (folded into the engine's by the worker).
     counters: Counters,
+    /// The 802.1Q VLAN the stack lives on (`serve --vlan`): only frames tagged with it are taken, and every frame
+    /// sent carries it. `None`: untagged frames only.
+    vlan: Option<u16>,
+    /// When the last address-conflict warning was logged (they are rate-limited: one per `CONFLICT_LOG_EVERY`).
+    conflict_logged: Option<Instant>,
 }
+
+/// At most one "address conflict" log line per this long; the rest are only counted (ArpAddrConflicts).
+const CONFLICT_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<R: XskRings> Datapath<R> {
     /// `fill_size` is the fill ring's size: the datapath keeps that many frames posted for reception.
@@ -120,13 +144,18 @@ impl<R: XskRings> Datapath<R> {
             anyhow::bail!("MTU {} does not fit a UMEM frame ({} bytes of data)", net.mtu, cap);
         }
         let pool = FramePool::new(rings.frame_addrs(), rings.frame_size());
+        let mut neigh = NeighborCache::new(neigh);
+        if let Some(gw) = net.gateway {
+            // Every off-link reply needs it: spoofed on-link sources must not push it out (review M3).
+            neigh.pin(gw);
+        }
         Ok(Datapath {
             share: None,
             rings,
             pool,
             net,
             aliases: Vec::new(),
-            neigh: NeighborCache::new(neigh),
+            neigh,
             tx_batch: Vec::with_capacity(4 * BATCH),
             tx_outstanding: 0,
             lent: None,
@@ -141,7 +170,43 @@ impl<R: XskRings> Datapath<R> {
             fill_size,
             primed: false,
             counters: Counters::default(),
+            vlan: None,
+            conflict_logged: None,
         })
+    }
+
+    /// Puts the stack on 802.1Q VLAN `vid` (1..=4094): frames with another tag, or none, are dropped (counted as
+    /// RxVlanMismatch), and replies carry the same tag. The tag takes 4 bytes of each frame, so the MTU must
+    /// still fit.
+    pub fn set_vlan(&mut self, vid: Option<u16>) -> anyhow::Result<()> {
+        if let Some(v) = vid {
+            if !(1..=4094).contains(&v) {
+                anyhow::bail!("VLAN id {v} is not in 1..=4094 (IEEE 802.1Q reserves 0 and 4095)");
+            }
+            if self.net.mtu + ETH_HEADER_LEN + VLAN_TAG_LEN > self.rings.frame_capacity() {
+                anyhow::bail!("MTU {} plus a VLAN tag does not fit a UMEM frame", self.net.mtu);
+            }
+        }
+        self.vlan = vid;
+        Ok(())
+    }
+
+    /// The configured VLAN id.
+    pub fn vlan(&self) -> Option<u16> {
+        self.vlan
+    }
+
+    /// The Ethernet header length of every frame we send (14, or 18 with our VLAN tag).
+    fn l2_len(&self) -> usize {
+        if self.vlan.is_some() {
+            ETH_HEADER_LEN + VLAN_TAG_LEN
+        } else {
+            ETH_HEADER_LEN
+        }
+    }
+
+    fn eth_header(&self, to: Mac, ethertype: EtherType) -> EthernetRepr {
+        EthernetRepr { src: EthernetAddress(self.net.mac), dst: EthernetAddress(to), ethertype, vlan: self.vlan }
     }
 
     /// Connects this datapath to the other workers' neighbour caches.
@@ -278,6 +343,11 @@ impl<R: XskRings> Datapath<R> {
             self.counters.inc(Counter::RxNotOurs);
             return;
         }
+        // VLAN isolation (review M4): another VLAN's frames are not ours even if the BPF program let one through.
+        if eth.vlan_id() != self.vlan {
+            self.counters.inc(Counter::RxVlanMismatch);
+            return;
+        }
         let payload = &frame[offset..];
         match eth.ethertype {
             EtherType::Arp => match ArpRepr::parse(payload) {
@@ -294,6 +364,21 @@ impl<R: XskRings> Datapath<R> {
                 if dst != self.net.addr && !self.aliases.contains(&dst) {
                     self.counters.inc(Counter::RxNotOurs);
                     return;
+                }
+                // Malformed headers are left to the engine and ping code, which count them; only a well-formed
+                // header is judged here.
+                if let Ok(ip) = Ipv4Packet::new_checked(payload) {
+                    let src = ip.src_addr();
+                    if self.net.is_martian_source(src) || self.aliases.contains(&src) {
+                        self.counters.inc(Counter::InMartianSrc);
+                        return;
+                    }
+                    // Linux's accept_source_route=0 default: source-routed packets are dropped, not answered
+                    // along a path the sender chose (RFC 1122 §3.3.5 leaves it to the host; Linux refuses).
+                    if ip.has_source_route() {
+                        self.counters.inc(Counter::InSrcRouteDrops);
+                        return;
+                    }
                 }
                 if payload[9] == u8::from(IpProtocol::Icmp) {
                     self.scratch.clear();
@@ -319,7 +404,16 @@ impl<R: XskRings> Datapath<R> {
         }
         let sender_mac = arp.source_hw.0;
         if arp.source_ip == self.net.addr && sender_mac != self.net.mac {
-            tracing::warn!("address conflict: {} claims {} (RFC 5227)", arp.source_hw, arp.source_ip);
+            // Any on-link host can send these as fast as it likes: count each, log one per CONFLICT_LOG_EVERY.
+            self.counters.inc(Counter::ArpAddrConflicts);
+            if self.conflict_logged.is_none_or(|t| now.saturating_since(t) >= CONFLICT_LOG_EVERY) {
+                self.conflict_logged = Some(now);
+                tracing::warn!(
+                    "address conflict: {} claims {} (RFC 5227; further ones counted as ArpAddrConflicts)",
+                    arp.source_hw,
+                    arp.source_ip
+                );
+            }
             return;
         }
         // Senders 0.0.0.0 (RFC 5227 probes) and off-link ones are never cached; multicast MACs neither.
@@ -395,18 +489,17 @@ impl<R: XskRings> Datapath<R> {
             ident: self.ip_ident,
             dont_fragment: true,
         };
+        let l2 = self.l2_len();
         // SAFETY: the frame was just taken from the pool; the worker owns it.
-        let buf = unsafe { self.rings.frame_mut(addr, ETH_HEADER_LEN + total) };
-        let emitted = header
-            .emit(&mut buf[ETH_HEADER_LEN..])
-            .and_then(|_| reply.emit(&mut buf[ETH_HEADER_LEN + Ipv4Repr::HEADER_LEN..]));
+        let buf = unsafe { self.rings.frame_mut(addr, l2 + total) };
+        let emitted = header.emit(&mut buf[l2..]).and_then(|_| reply.emit(&mut buf[l2 + Ipv4Repr::HEADER_LEN..]));
         if emitted.is_err() {
             self.pool.put(addr);
             return;
         }
         self.counters.inc(Counter::OutMsgs);
         self.counters.inc(Counter::OutEchoReps);
-        self.route(now, next_hop, Desc { addr, len: (ETH_HEADER_LEN + total) as u32 });
+        self.route(now, next_hop, Desc { addr, len: (l2 + total) as u32 });
     }
 
     /// Broadcasts a gratuitous ARP announcing our address (RFC 5227 §3), so neighbours update stale entries.
@@ -431,15 +524,10 @@ impl<R: XskRings> Datapath<R> {
         };
         // The minimum Ethernet frame (without FCS); the tail is zero padding.
         let len = MIN_FRAME_LEN;
+        let eth = self.eth_header(to, EtherType::Arp);
         // SAFETY: the frame was just taken from the pool; the worker owns it.
         let buf = unsafe { self.rings.frame_mut(addr, len) };
         buf.fill(0);
-        let eth = EthernetRepr {
-            src: EthernetAddress(self.net.mac),
-            dst: EthernetAddress(to),
-            ethertype: EtherType::Arp,
-            vlan: None,
-        };
         let ok: Result<usize, WireError> = eth.emit(buf).and_then(|n| arp.emit(&mut buf[n..]));
         if ok.is_err() {
             self.pool.put(addr);
@@ -462,18 +550,17 @@ impl<R: XskRings> Datapath<R> {
                 self.counters.inc(Counter::ArpQueueDrops);
                 self.pool.put(d.addr);
             }
+            Resolve::Refused(d) => {
+                self.counters.inc(Counter::ArpIncompleteDrops);
+                self.pool.put(d.addr);
+            }
         }
     }
 
     fn address_and_queue(&mut self, d: Desc, mac: Mac) {
+        let eth = self.eth_header(mac, EtherType::Ipv4);
         // SAFETY: the frame is owned by the worker (lent, queued for ARP, or just written).
-        let buf = unsafe { self.rings.frame_mut(d.addr, ETH_HEADER_LEN) };
-        let eth = EthernetRepr {
-            src: EthernetAddress(self.net.mac),
-            dst: EthernetAddress(mac),
-            ethertype: EtherType::Ipv4,
-            vlan: None,
-        };
+        let buf = unsafe { self.rings.frame_mut(d.addr, eth.header_len()) };
         if eth.emit(buf).is_err() {
             self.pool.put(d.addr);
             return;
@@ -565,10 +652,10 @@ impl<R: XskRings> PacketSink for Datapath<R> {
                 a
             }
         };
-        let len = self.net.mtu + ETH_HEADER_LEN;
+        let l2 = self.l2_len();
         // SAFETY: the frame was taken from the pool and is lent to the engine until commit.
-        let frame = unsafe { self.rings.frame_mut(addr, len) };
-        Some(&mut frame[ETH_HEADER_LEN..])
+        let frame = unsafe { self.rings.frame_mut(addr, self.net.mtu + l2) };
+        Some(&mut frame[l2..])
     }
 
     fn commit(&mut self, len: usize) {
@@ -577,15 +664,16 @@ impl<R: XskRings> PacketSink for Datapath<R> {
             self.pool.put(addr);
             return;
         }
+        let l2 = self.l2_len();
         // SAFETY: the lent frame is still owned by the worker.
-        let frame = unsafe { self.rings.frame(addr, ETH_HEADER_LEN + Ipv4Repr::HEADER_LEN) };
-        let Some(dst) =
-            frame.get(ETH_HEADER_LEN + 16..ETH_HEADER_LEN + 20).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-        else {
+        let frame = unsafe { self.rings.frame(addr, l2 + len) };
+        // Only the destination is needed (the engine wrote a valid header); a short write routes nowhere.
+        if len < Ipv4Repr::HEADER_LEN {
             self.pool.put(addr);
             return;
-        };
-        let d = Desc { addr, len: (ETH_HEADER_LEN + len) as u32 };
+        }
+        let dst = Ipv4Packet::new_unchecked(&frame[l2..]).dst_addr();
+        let d = Desc { addr, len: (l2 + len) as u32 };
         match self.net.next_hop(dst) {
             Some(hop) => self.route(self.now, hop, d),
             None => {
@@ -854,5 +942,164 @@ mod tests {
         assert_eq!(c.get(Counter::TxRingFull), 1);
         assert_eq!(d.rings_mut().transmit().len(), 4);
         assert!(d.buffer().is_some(), "room again once the kernel took them");
+    }
+
+    /// The review's F4 through the datapath: replies to more spoofed on-link sources than the neighbour table holds
+    /// leave the gateway resolved, so the next off-link reply goes straight out.
+    #[test]
+    fn spoofed_on_link_sources_do_not_evict_the_gateway() {
+        let rings = FakeRings::new(1024, 2048, 64);
+        let net = NetConfig { addr: OUR, prefix_len: 20, gateway: Some(GW), mac: OUR_MAC, mtu: 1500 };
+        let mut d = Datapath::new(rings, net, 16, NeighConfig::default()).unwrap();
+        d.refill();
+        d.rings_mut().deliver(&arp_frame(request(GW_MAC, GW, OUR), BCAST));
+        d.receive(Instant::from_secs(1), &mut |_, _| {});
+        for i in 0..1100u32 {
+            d.set_now(Instant::from_millis(1000 + u64::from(i)));
+            let spoofed = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 0)) + i);
+            engine_send(&mut d, &ip_packet(OUR, spoofed, IpProtocol::Tcp, &[0; 20]));
+            d.flush();
+            d.rings_mut().transmit();
+            d.reclaim();
+        }
+        engine_send(&mut d, &ip_packet(OUR, Ipv4Addr::new(198, 19, 0, 9), IpProtocol::Tcp, &[0; 20]));
+        d.flush();
+        let out = d.rings_mut().transmit();
+        assert_eq!(out.len(), 1);
+        assert_eq!(parse(&out[0]).0.dst.0, GW_MAC, "sent to the gateway at once, no ARP needed");
+        let mut c = Counters::default();
+        d.take_counters(&mut c);
+        assert!(c.get(Counter::ArpIncompleteDrops) > 0);
+        assert!(c.get(Counter::ArpRequestsOut) <= 256, "no request for refused next hops");
+    }
+
+    fn tagged(frame: &[u8], tpid: u16, vid: u16) -> Vec<u8> {
+        let mut f = frame[..12].to_vec();
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&vid.to_be_bytes());
+        f.extend_from_slice(&frame[12..]);
+        f
+    }
+
+    fn counters(d: &mut Datapath<FakeRings>) -> Counters {
+        let mut c = Counters::default();
+        d.take_counters(&mut c);
+        c
+    }
+
+    /// Review M4: on `--vlan 7` only VLAN 7 is ours, and replies carry its tag; without `--vlan` no tagged frame is.
+    #[test]
+    fn only_the_configured_vlan_is_served_and_replies_keep_its_tag() {
+        let tcp = {
+            let mut f = eth(OUR_MAC, GW_MAC, EtherType::Ipv4);
+            f.extend(ip_packet(CLIENT, OUR, IpProtocol::Tcp, &[0; 20]));
+            f
+        };
+        let arp = arp_frame(request(GW_MAC, GW, OUR), BCAST);
+        let mut d = dp();
+        d.set_vlan(Some(7)).unwrap();
+        for f in [tagged(&tcp, 0x8100, 7), tagged(&tcp, 0x8100, 8), tcp.clone(), tagged(&tcp, 0x88a8, 7)] {
+            d.rings_mut().deliver(&f);
+        }
+        d.rings_mut().deliver(&tagged(&arp, 0x8100, 0x2007)); // PCP 1, VID 7
+        let mut got = 0;
+        d.receive(Instant::from_secs(1), &mut |_, _| got += 1);
+        assert_eq!(got, 1, "VLAN 7's segment only");
+        d.flush();
+        let out = d.rings_mut().transmit();
+        assert_eq!(out.len(), 1, "the ARP reply");
+        let (e, payload) = parse(&out[0]);
+        assert_eq!((e.vlan_id(), e.dst.0, e.ethertype), (Some(7), GW_MAC, EtherType::Arp));
+        assert_eq!(ArpRepr::parse(payload).unwrap().operation, ArpOperation::Reply);
+        // What the engine sends goes out tagged too.
+        d.reclaim();
+        engine_send(&mut d, &ip_packet(OUR, CLIENT, IpProtocol::Tcp, &[0; 20]));
+        d.flush();
+        let out = d.rings_mut().transmit();
+        let (e, payload) = parse(&out[0]);
+        assert_eq!((e.vlan_id(), e.ethertype), (Some(7), EtherType::Ipv4));
+        assert_eq!(Ipv4Repr::parse(payload, true).unwrap().0.dst, CLIENT);
+        let c = counters(&mut d);
+        assert_eq!(c.get(Counter::RxVlanMismatch), 2, "VLAN 8 and untagged");
+        assert_eq!(c.get(Counter::RxMalformed), 1, "802.1ad");
+
+        let mut d = dp();
+        d.rings_mut().deliver(&tagged(&tcp, 0x8100, 7));
+        d.rings_mut().deliver(&tcp);
+        let mut got = 0;
+        d.receive(Instant::from_secs(1), &mut |_, _| got += 1);
+        assert_eq!(got, 1, "untagged only");
+        assert_eq!(counters(&mut d).get(Counter::RxVlanMismatch), 1);
+        assert!(d.set_vlan(Some(4095)).is_err());
+    }
+
+    /// Review L8: martian sources never reach the engine or the ping code; nor do source-routed packets.
+    #[test]
+    fn martian_and_source_routed_packets_are_dropped_counted() {
+        let echo = Icmpv4Repr::EchoRequest { ident: 7, seq_no: 3, data: b"abcdefgh" };
+        let mut icmp = vec![0u8; echo.buffer_len()];
+        echo.emit(&mut icmp).unwrap();
+        let mut d = dp();
+        d.add_alias(Ipv4Addr::new(198, 18, 0, 40));
+        let martians = [
+            OUR,
+            Ipv4Addr::new(198, 18, 0, 40),
+            Ipv4Addr::new(0, 0, 0, 0),
+            Ipv4Addr::new(0, 1, 2, 3),
+            Ipv4Addr::new(127, 0, 0, 1),
+            Ipv4Addr::new(198, 18, 0, 255),
+            Ipv4Addr::new(224, 0, 0, 1),
+            Ipv4Addr::new(255, 255, 255, 255),
+        ];
+        for src in martians {
+            for (proto, body) in [(IpProtocol::Tcp, &[0u8; 20][..]), (IpProtocol::Icmp, &icmp[..])] {
+                let mut f = eth(OUR_MAC, GW_MAC, EtherType::Ipv4);
+                f.extend(ip_packet(src, OUR, proto, body));
+                assert!(d.rings_mut().deliver(&f));
+            }
+            d.receive(Instant::from_secs(1), &mut |_, p| panic!("martian {p:?} reached the engine"));
+            d.refill();
+        }
+        // LSRR (type 131) behind a NOP, in a 24-byte header.
+        let mut p = ip_packet(CLIENT, OUR, IpProtocol::Tcp, &[0; 24]);
+        p[0] = 0x46;
+        p[20..24].copy_from_slice(&[1, 131, 3, 0]);
+        let mut f = eth(OUR_MAC, GW_MAC, EtherType::Ipv4);
+        f.extend(&p);
+        d.rings_mut().deliver(&f);
+        d.receive(Instant::from_secs(1), &mut |_, p| panic!("source-routed {p:?} reached the engine"));
+        d.flush();
+        assert!(d.rings_mut().transmit().is_empty(), "nothing answered");
+        let c = counters(&mut d);
+        assert_eq!(c.get(Counter::InMartianSrc), 2 * martians.len() as u64);
+        assert_eq!(c.get(Counter::InSrcRouteDrops), 1);
+        assert_eq!(c.get(Counter::InEchos), 0);
+        // An ordinary source with a harmless option (NOP, EOL) still gets through.
+        let mut p = ip_packet(CLIENT, OUR, IpProtocol::Tcp, &[0; 24]);
+        p[0] = 0x46;
+        p[20..24].copy_from_slice(&[1, 0, 0, 0]);
+        let mut f = eth(OUR_MAC, GW_MAC, EtherType::Ipv4);
+        f.extend(&p);
+        d.rings_mut().deliver(&f);
+        let mut got = 0;
+        d.receive(Instant::from_secs(1), &mut |_, _| got += 1);
+        assert_eq!(got, 1);
+    }
+
+    /// Review L2: a flood of ARP claims on our address is counted, and logged once per interval only.
+    #[test]
+    fn address_conflicts_are_counted_and_their_log_rate_limited() {
+        let mut d = dp();
+        let intruder = [2, 6, 6, 6, 6, 6];
+        for i in 0..50 {
+            d.rings_mut().deliver(&arp_frame(request(intruder, OUR, GW), BCAST));
+            d.receive(Instant::from_millis(1000 + i * 100), &mut |_, _| {});
+            d.refill();
+        }
+        assert_eq!(counters(&mut d).get(Counter::ArpAddrConflicts), 50);
+        assert_eq!(d.conflict_logged, Some(Instant::from_millis(1000)), "logged once in the 5 s of the flood");
+        d.rings_mut().deliver(&arp_frame(request(intruder, OUR, GW), BCAST));
+        d.receive(Instant::from_millis(11_000), &mut |_, _| {});
+        assert_eq!(d.conflict_logged, Some(Instant::from_millis(11_000)));
     }
 }

@@ -178,6 +178,17 @@ impl XdpProgram {
             .with_context(|| format!("adding {addr} to the XDP address map"))
     }
 
+    /// Takes 802.1Q frames tagged `vid` (and no untagged ones), or with `None` untagged frames only; every other
+    /// tag, 802.1ad included, goes to the kernel untouched (review M4).
+    pub fn set_vlan(&mut self, vid: Option<u16>) -> anyhow::Result<()> {
+        let v = u32::from(vid.unwrap_or(0));
+        self.skel
+            .maps
+            .steer_config
+            .update(&0u32.to_ne_bytes(), &v.to_ne_bytes(), MapFlags::ANY)
+            .context("setting the VLAN in the XDP config map")
+    }
+
     pub fn remove_local_addr(&mut self, addr: Ipv4Addr) -> anyhow::Result<()> {
         delete_ignoring_absent(&self.skel.maps.local_addrs, &addr.octets())
     }
