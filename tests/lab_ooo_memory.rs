@@ -12,7 +12,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use lab::{is_root, serial, serve, unique_name, xdptcp_bin};
-use xdptcp::cli::lab::{Lab, LabGuard, SERVER_ADDR, SERVER_KERNEL_ADDR};
+use xdptcp::lab::{Lab, LabGuard, SERVER_ADDR, SERVER_KERNEL_ADDR};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/ooo_edge.py");
 const ECHO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/synflood.py");

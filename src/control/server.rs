@@ -158,8 +158,7 @@ fn bind_socket(path: &Path) -> io::Result<UnixListener> {
 /// another user could plant the socket name first and then answer our clients (or keep us from starting).
 pub fn check_socket_dir(dir: &Path) -> io::Result<()> {
     let md = fs::metadata(dir)?;
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = crate::sys::effective_uid();
     if md.uid() != me {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -463,7 +462,7 @@ mod tests {
     #[test]
     fn the_client_refuses_a_server_of_another_user() {
         // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/bin/python3").exists() {
+        if !crate::sys::is_root() || !Path::new("/usr/bin/python3").exists() {
             eprintln!("skipped: needs root and /usr/bin/python3 to run a listener as another user");
             return;
         }
