@@ -144,10 +144,14 @@ impl Engine {
             let c = conn!(self, index);
             // Anything past the ACK (SYN data the server ignored) is sent again after the handshake.
             c.snd_nxt = seg.ack;
-            if let Some((_, sent)) = c.rtt_seq.take() {
-                if c.retransmits == 0 {
-                    c.rtt.sample(now.saturating_since(sent));
-                }
+            // RTT of the handshake: timed if the SYN went once (Karn), else from the echo of the SYN's timestamp,
+            // which names the transmission answered (RFC 7323 §4.1). Without either, RFC 6298 §5.7: 3 s.
+            let timed = c.rtt_seq.take().filter(|_| c.retransmits == 0).map(|(_, sent)| now.saturating_since(sent));
+            let echo = c.ts_enabled.then(|| ts_echo_rtt(now, c.ts_offset, seg.options.timestamps)).flatten();
+            if let Some(rtt) = timed.or(echo) {
+                c.rtt.sample(rtt);
+            } else if c.retransmits > 0 {
+                c.rtt.fallback_after_syn_timeout();
             }
             c.retransmits = 0;
             c.rtt.reset_backoff();
@@ -334,7 +338,7 @@ impl Engine {
             }
         }
         if ack.gt(c.snd_una) {
-            self.on_new_ack(now, index, ack);
+            self.on_new_ack(now, index, ack, seg.options.timestamps);
             wake_output = true;
         } else if ack == c.snd_una
             && seg.payload.is_empty()
@@ -394,7 +398,7 @@ impl Engine {
     }
 
     /// SND.UNA < SEG.ACK <= SND.MAX: new data (or our SYN/FIN) acknowledged.
-    fn on_new_ack(&mut self, now: Instant, index: u32, ack: SeqNum) {
+    fn on_new_ack(&mut self, now: Instant, index: u32, ack: SeqNum, timestamps: Option<(u32, u32)>) {
         let c = conn!(self, index);
         let acked = ack - c.snd_una;
         let data_end = c.data_end();
@@ -414,19 +418,25 @@ impl Engine {
         if c.snd_nxt.lt(ack) {
             c.snd_nxt = ack;
         }
-        // Karn's algorithm: only a segment sent once gives an RTT sample (RFC 6298 §3).
+        // Karn's algorithm: only a segment sent once gives a timed RTT sample (RFC 6298 §3). When a retransmission
+        // voided the timing, the timestamp echo still names the transmission it answers (RFC 7323 §4.1), so a
+        // path slower than the RTO gets its first sample from the ACK of the original flight. A sample ends the
+        // backoff; an ACK without one keeps it (RFC 6298 §5.7 note, Karn).
         let mut rtt = None;
-        if let Some((seq, sent)) = c.rtt_seq {
-            if ack.gt(seq) {
-                let sample = now.saturating_since(sent);
-                c.rtt.sample(sample);
-                rtt = Some(sample);
+        match c.rtt_seq {
+            Some((seq, sent)) if ack.gt(seq) => {
+                rtt = Some(now.saturating_since(sent));
                 c.rtt_seq = None;
             }
+            Some(_) => {}
+            None if c.ts_enabled => rtt = ts_echo_rtt(now, c.ts_offset, timestamps),
+            None => {}
+        }
+        if let Some(sample) = rtt {
+            c.rtt.sample(sample);
         }
         c.retransmits = 0;
         c.limited_transmit = 0;
-        c.rtt.reset_backoff();
         if c.in_recovery {
             if ack.ge(c.recover) {
                 // RFC 6582 §3.2 step 6: full acknowledgment ends recovery.
@@ -839,4 +849,19 @@ impl Engine {
 /// The RFC 7323 timestamp clock: milliseconds (Linux's TCP_TS_HZ is 1000).
 pub(crate) fn ts_clock(now: Instant) -> u32 {
     now.as_millis() as u32
+}
+
+/// Echoes older than this are not RTT samples (a stale or forged TSecr; Linux bounds them likewise).
+const MAX_TS_ECHO_RTT_MS: u32 = 120_000;
+
+/// The RTT an RFC 7323 echo measures (our clock now less the TSecr): `None` for no echo, a zero TSecr (Linux ignores
+/// it: the peer may not have had a value to echo), one from the future or one older than [`MAX_TS_ECHO_RTT_MS`].
+/// A same-tick echo counts as one tick (1 ms), as Linux's `tcp_rtt_tsopt_us` counts it.
+pub(crate) fn ts_echo_rtt(now: Instant, ts_offset: u32, timestamps: Option<(u32, u32)>) -> Option<Duration> {
+    let (_, tsecr) = timestamps?;
+    if tsecr == 0 {
+        return None;
+    }
+    let ms = ts_clock(now).wrapping_add(ts_offset).wrapping_sub(tsecr);
+    (ms <= MAX_TS_ECHO_RTT_MS).then(|| Duration::from_millis(ms.max(1) as u64))
 }

@@ -297,6 +297,10 @@ impl Engine {
         else {
             return;
         };
+        if rec.retries > 0 {
+            // RFC 6298 §5.7: the SYN-ACK timed out and no echo gave a sample: data starts with a 3 s RTO.
+            self.conn_mut(index).rtt.fallback_after_syn_timeout();
+        }
         if let Some(r) = self.syn_queue.remove(&mut self.timers, slot) {
             if let Some(l) = self.listeners.get_mut(r.listener.0 as usize).and_then(Option::as_mut) {
                 l.syn_queue_len = l.syn_queue_len.saturating_sub(1);

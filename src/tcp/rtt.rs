@@ -5,8 +5,9 @@
 //!
 //! Karn's rule (RFC 6298 §3) is the caller's job: feed [`RttEstimator::sample`] only with measurements that are
 //! unambiguous, i.e. from segments that were never retransmitted, or from RFC 7323 timestamp echoes (which name the
-//! transmission they answer). Likewise the caller decides when the backed-off timer is reset (RFC 6298 §5.7 leaves
-//! the RTO backed off until an ACK of new data arrives; Linux resets `icsk_backoff` on such an ACK).
+//! transmission they answer). The backed-off RTO is kept until such a sample arrives (Karn's algorithm, RFC 6298
+//! §5.7's note; Linux: "only reset backoff on valid RTT measurement"): an ACK of retransmitted data proves nothing
+//! about the path, and collapsing the RTO on it is what made a path slower than the initial RTO time out forever.
 
 use std::time::Duration;
 
@@ -57,8 +58,10 @@ impl RttEstimator {
 
     /// Takes one RTT measurement `rtt` (RFC 6298 §2.2 for the first, §2.3 for the rest) and recomputes the RTO as
     /// SRTT + max(G, 4·RTTVAR), clamped to `[min_rto, max_rto]` (§2.4, §2.5; the minimum is Linux's 200 ms by
-    /// default rather than the RFC's 1 s). The backoff count is left alone: see the module doc.
+    /// default rather than the RFC's 1 s). A valid sample also ends the backoff (RFC 6298 §5.7 note: the new RTO
+    /// may "collapse" the backed-off one).
     pub fn sample(&mut self, rtt: Duration) {
+        self.backoff = 0;
         // A zero measurement (same-tick echo) counts as 1 µs, as Linux counts it as 1 jiffy.
         let r = duration_to_us(rtt).max(1) as u64;
         if self.srtt_us == 0 {
@@ -98,7 +101,7 @@ impl RttEstimator {
         self.backoff = self.backoff.saturating_add(1);
     }
 
-    /// Back to the un-doubled RTO (an ACK of new data arrived).
+    /// Back to the un-doubled RTO without a sample (the handshake completed, or a zero window opened).
     pub fn reset_backoff(&mut self) {
         self.backoff = 0;
     }
@@ -247,12 +250,13 @@ mod tests {
     }
 
     #[test]
-    fn sample_does_not_reset_backoff() {
+    fn valid_sample_ends_backoff() {
         let mut e = linux_default();
         e.backoff();
+        assert_eq!(e.rto(), ms(2000));
         e.sample(ms(100));
-        assert_eq!(e.backoff_count(), 1);
-        assert_eq!(e.rto(), ms(600));
+        assert_eq!(e.backoff_count(), 0);
+        assert_eq!(e.rto(), ms(300));
     }
 
     #[test]
