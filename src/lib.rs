@@ -25,6 +25,7 @@ pub mod control;
 pub mod host;
 #[allow(unsafe_code)] // temporary: call sites move to sys after the host merge
 pub mod lab;
+pub mod proxy;
 pub mod sim;
 pub mod stack;
 #[allow(unsafe_code)]

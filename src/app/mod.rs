@@ -29,6 +29,11 @@ pub trait App: Send {
     fn connections(&self) -> usize;
     /// Called once per worker loop iteration, after events: lets a client app open connections and pace requests.
     fn on_tick(&mut self, _engine: &mut Engine, _now: Instant) {}
+    /// The next instant the app has timed work for `on_tick` (the simulator advances its clock to it; the worker
+    /// ticks every loop pass anyway).
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
     /// A file descriptor the worker also polls while it sleeps (readable: the app has work for it); see `threaded`.
     fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
         None

@@ -31,6 +31,8 @@ pub struct Host {
     pub addr: Ipv4Addr,
     pub engine: Engine,
     pub app: StreamApp,
+    /// When set, this [`crate::app::App`] (echo, the proxy's relay, ...) drives the engine instead of `app`.
+    pub runner: Option<Box<dyn crate::app::App>>,
 }
 
 /// A packet on its way to host `to`.
@@ -94,12 +96,30 @@ impl Network {
     pub fn add_host(&mut self, name: &str, addr: Ipv4Addr, config: Config, seed: u64, app: StreamApp) -> usize {
         let mut engine = Engine::new(config, self.now, seed);
         engine.record_transitions(true);
-        self.hosts.push(Host { name: name.to_string(), addr, engine, app });
+        self.hosts.push(Host { name: name.to_string(), addr, engine, app, runner: None });
         for row in &mut self.links {
             row.push(None);
         }
         self.links.push((0..self.hosts.len()).map(|_| None).collect());
         self.hosts.len() - 1
+    }
+
+    /// Adds a host driven by an [`crate::app::App`]; `make` builds it with the host's engine (to listen) and the
+    /// current time. Returns the host's index.
+    pub fn add_app_host(
+        &mut self,
+        name: &str,
+        addr: Ipv4Addr,
+        config: Config,
+        seed: u64,
+        make: impl FnOnce(&mut Engine, Instant) -> Box<dyn crate::app::App>,
+    ) -> usize {
+        let idle = StreamApp::new(Role::Server { listen: std::net::SocketAddrV4::new(addr, 0) }, 0, CloseMode::Keep, 0);
+        let i = self.add_host(name, addr, config, seed, idle);
+        let now = self.now;
+        let h = &mut self.hosts[i];
+        h.runner = Some(make(&mut h.engine, now));
+        i
     }
 
     /// Joins `a` and `b` with one link per direction; each direction gets its own random stream.
@@ -125,7 +145,7 @@ impl Network {
     /// Starts every host's application.
     pub fn start(&mut self) {
         let now = self.now;
-        for h in &mut self.hosts {
+        for h in self.hosts.iter_mut().filter(|h| h.runner.is_none()) {
             h.app.start(&mut h.engine, now);
         }
         self.settle();
@@ -138,11 +158,19 @@ impl Network {
             for i in 0..self.hosts.len() {
                 let now = self.now;
                 let h = &mut self.hosts[i];
-                while let Some(ev) = h.engine.poll_event() {
-                    h.app.on_event(&mut h.engine, now, ev);
-                    progressed = true;
+                if let Some(r) = h.runner.as_mut() {
+                    while let Some(ev) = h.engine.poll_event() {
+                        r.on_event(&mut h.engine, now, ev);
+                        progressed = true;
+                    }
+                    r.on_tick(&mut h.engine, now);
+                } else {
+                    while let Some(ev) = h.engine.poll_event() {
+                        h.app.on_event(&mut h.engine, now, ev);
+                        progressed = true;
+                    }
+                    h.app.pump(&mut h.engine, now);
                 }
-                h.app.pump(&mut h.engine, now);
                 while let Some(tr) = h.engine.poll_transition() {
                     if let Some(t) = self.trace.as_mut() {
                         t.transition(i, tr);
@@ -188,7 +216,8 @@ impl Network {
     pub fn next_event(&self) -> Option<Instant> {
         let delivery = self.queue.peek().map(|r| r.0.at);
         let timers = self.hosts.iter().filter_map(|h| h.engine.poll_timeout()).min();
-        [delivery, timers].into_iter().flatten().min()
+        let apps = self.hosts.iter().filter_map(|h| h.runner.as_ref()?.poll_timeout()).min();
+        [delivery, timers, apps].into_iter().flatten().min()
     }
 
     /// Advances to the next event and processes everything due then. Returns false when nothing is pending.

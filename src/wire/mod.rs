@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmpv4;
 pub mod ipv4;
+pub mod proxy_v2;
 pub mod tcp;
 #[cfg(test)]
 mod testdata;
@@ -17,6 +18,7 @@ pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use icmpv4::{Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+pub use proxy_v2::{ProxyV2Packet, ProxyV2Repr};
 pub use tcp::{SackBlock, SeqNum, TcpControl, TcpFlags, TcpOptions, TcpPacket, TcpRepr, TfoCookie};
 
 /// Why a packet could not be parsed. Each variant maps to a drop counter at the caller.
