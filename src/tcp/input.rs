@@ -318,6 +318,13 @@ impl Engine {
         }
         let window = (seg.window as u32) << c.snd_wscale;
         let mut wake_output = false;
+        let una_before = c.snd_una;
+        // An RTT sample from the timestamp echo, for the congestion algorithm only (HyStart++ wants several per
+        // round; the RTO estimator keeps Karn's one timed segment).
+        let ts_rtt = seg.options.timestamps.filter(|&(_, ecr)| c.ts_enabled && ecr != 0).and_then(|(_, ecr)| {
+            let ms = ts_clock(now).wrapping_add(c.ts_offset).wrapping_sub(ecr);
+            (ms < 60_000).then(|| Duration::from_millis(ms as u64))
+        });
         if c.sack_ok && seg.options.sack_count > 0 {
             // RFC 2018: remember what the peer holds above SND.UNA; D-SACK and stale blocks (at or below the
             // cumulative ACK, or beyond anything sent) are ignored.
@@ -333,7 +340,7 @@ impl Engine {
             }
         }
         if ack.gt(c.snd_una) {
-            self.on_new_ack(now, index, ack);
+            self.on_new_ack(now, index, ack, ts_rtt);
             wake_output = true;
         } else if ack == c.snd_una
             && seg.payload.is_empty()
@@ -346,6 +353,10 @@ impl Engine {
             wake_output = self.on_dup_ack(now, index);
         } else if seg.payload.is_empty() {
             self.counters.inc(Counter::TCPPureAcks);
+        }
+        // RFC 6675 / RFC 6937: SACK-based loss detection and how much the ACK lets out during recovery.
+        if self.recovery_on_ack(now, index, una_before) {
+            wake_output = true;
         }
         // Window update (§3.10.7.4 step 5): only from a segment newer than the last one that updated it.
         let c = conn!(self, index);
@@ -393,7 +404,7 @@ impl Engine {
     }
 
     /// SND.UNA < SEG.ACK <= SND.MAX: new data (or our SYN/FIN) acknowledged.
-    fn on_new_ack(&mut self, now: Instant, index: u32, ack: SeqNum) {
+    fn on_new_ack(&mut self, now: Instant, index: u32, ack: SeqNum, ts_rtt: Option<Duration>) {
         let c = conn!(self, index);
         let acked = ack - c.snd_una;
         let data_end = c.data_end();
@@ -423,13 +434,22 @@ impl Engine {
         c.retransmits = 0;
         c.limited_transmit = 0;
         c.rtt.reset_backoff();
+        // RFC 9406 rounds: an ACK beyond the end of the last round starts the next one.
+        if ack.ge(c.recovery.round_end) {
+            c.recovery.round_end = c.snd_max;
+            c.cc.on_round_start();
+        }
         if c.in_recovery {
             if ack.ge(c.recover) {
-                // RFC 6582 §3.2 step 6: full acknowledgment ends recovery.
+                // RFC 6582 §3.2 step 6 / RFC 6675 §5: full acknowledgment ends recovery.
                 c.in_recovery = false;
                 c.dupacks = 0;
+                c.recovery.sack_mode = false;
+                c.recovery.sndcnt = 0;
                 let flight = c.snd_max - c.snd_una;
                 c.cc.on_exit_recovery(flight);
+            } else if c.recovery.sack_mode {
+                // RFC 6675: a partial ACK only moves the scoreboard; NextSeg and PRR decide what goes out.
             } else {
                 // Step 5: partial acknowledgment: retransmit the next hole, deflate the window.
                 c.cc.on_partial_ack(acked);
@@ -437,17 +457,17 @@ impl Engine {
             }
         } else {
             c.dupacks = 0;
-            c.cc.on_ack(now, acked.min(flight_before), rtt);
+            c.cc.on_ack(now, acked.min(flight_before), ts_rtt.or(rtt));
         }
         self.counters.add(Counter::TCPDelivered, 1);
         // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, restart it otherwise.
         let c = self.conn_ref(index);
         if c.snd_una == c.snd_max {
-            if c.retransmit_mode == RetransmitMode::Rto {
+            if c.retransmit_mode != RetransmitMode::Persist {
                 self.cancel_timer(index, TimerKind::Retransmit);
             }
-        } else {
-            let at = now + c.rtt.rto();
+        } else if !self.arm_tlp(now, index) {
+            let at = now + self.conn_ref(index).rtt.rto();
             self.conn_mut(index).retransmit_mode = RetransmitMode::Rto;
             self.set_timer(index, TimerKind::Retransmit, at);
         }
@@ -468,8 +488,13 @@ impl Engine {
 
     /// Returns true if output should run (a retransmission or inflated window).
     fn on_dup_ack(&mut self, now: Instant, index: u32) -> bool {
+        let sack_recovery = self.sack_recovery(index);
         let c = conn!(self, index);
         c.dupacks = c.dupacks.saturating_add(1);
+        if sack_recovery && (c.in_recovery || c.dupacks >= 3) {
+            // RFC 6675: recovery_on_ack starts and runs recovery from the scoreboard (and DupAcks).
+            return false;
+        }
         if c.in_recovery {
             // RFC 6582 §3.2 step 4: each further duplicate inflates the window by one segment; with SACK it also
             // releases the retransmission of the next hole.
