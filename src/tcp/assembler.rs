@@ -81,6 +81,11 @@ impl Assembler {
         None
     }
 
+    /// The ranges in sequence order, as `(start, end)`.
+    pub fn ranges(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+        self.ranges.iter().map(|r| (r.start, r.end))
+    }
+
     /// Out-of-order bytes held.
     pub fn bytes_buffered(&self) -> u32 {
         self.ranges.iter().map(|r| r.end - r.start).sum()

@@ -26,7 +26,7 @@ const MAX_BUFFER: u64 = 1 << 30;
 /// Linux's `INT_MAX` bound for its plain integer sysctls.
 const INT_MAX: u64 = i32::MAX as u64;
 /// Congestion control algorithms the engine implements.
-pub const CONGESTION_CONTROLS: &[&str] = &["reno"];
+pub const CONGESTION_CONTROLS: &[&str] = &["cubic", "reno"];
 
 const IPV4: &str = "net.ipv4";
 const CORE: &str = "net.core";
@@ -301,8 +301,15 @@ config! {
     tcp_abort_on_overflow: bool = false => (IPV4, Range::Bool, RUNTIME),
     /// TCP Fast Open bits: 1 client, 2 server, 0x200 server without cookie... (as Linux).
     tcp_fastopen: u32 = 1 => (IPV4, Range::Int(0, 0x7ff), RUNTIME),
-    /// Congestion control algorithm: "reno" (NewReno). "cubic" will follow.
-    tcp_congestion_control: String = "reno".to_string() => (IPV4, Range::OneOf(CONGESTION_CONTROLS), RUNTIME),
+    /// Congestion control algorithm for new connections: "cubic" (RFC 9438 with RFC 9406 HyStart++, Linux's
+    /// default) or "reno" (NewReno, RFC 5681 / RFC 6582).
+    tcp_congestion_control: String = "cubic".to_string() => (IPV4, Range::OneOf(CONGESTION_CONTROLS), RUNTIME),
+    /// RFC 6675 SACK-based loss recovery with RFC 6937 PRR when SACK is negotiated; 0 falls back to RFC 6582
+    /// NewReno recovery where SACK only keeps held data from being resent (the behaviour before, for comparison).
+    tcp_sack_recovery: bool = true => (XDPTCP, Range::Bool, RUNTIME),
+    /// 3 (Linux's default) enables RFC 8985 tail loss probes; 0 disables them (Linux's values 1-2 select early
+    /// retransmit variants, treated as 0 here).
+    tcp_early_retrans: u8 = 3 => (IPV4, Range::Int(0, 4), RUNTIME),
     /// Initial congestion window in segments (Linux's route `initcwnd`, RFC 6928).
     tcp_init_cwnd: u32 = 10 => (XDPTCP, Range::Int(1, 256), RUNTIME),
     /// Minimum RTO in microseconds (RFC 6298 §2.4 says 1 s; Linux and we use 200 ms).
@@ -652,7 +659,7 @@ mod tests {
         // The original defaults, unchanged.
         assert_eq!(config.tcp_rmem, [4096, 131072, 6291456]);
         assert_eq!(config.ip_local_port_range, [32768, 60999]);
-        assert_eq!(config.tcp_congestion_control, "reno");
+        assert_eq!(config.tcp_congestion_control, "cubic");
         assert_eq!(config.max_connections, 4_000_000);
         assert_eq!(config.mss(), 1460);
     }
@@ -705,8 +712,8 @@ mod tests {
         );
         assert!(matches!(c.set("tcp_rmem", "1024 4096 8192"), Err(ConfigError::OutOfRange { .. })));
         assert!(matches!(c.set("ip_local_port_range", "0 100"), Err(ConfigError::OutOfRange { .. })));
-        let err = c.set("tcp_congestion_control", "cubic").unwrap_err().to_string();
-        assert_eq!(err, "tcp_congestion_control = cubic is out of range (allowed: one of reno)");
+        let err = c.set("tcp_congestion_control", "bbr").unwrap_err().to_string();
+        assert_eq!(err, "tcp_congestion_control = bbr is out of range (allowed: one of cubic, reno)");
         assert_eq!(c, Config::default(), "failed sets change nothing");
     }
 

@@ -57,6 +57,8 @@ pub(crate) enum RetransmitMode {
     Rto,
     /// The peer's window is zero and we have data: probe it (RFC 9293 §3.8.6.1).
     Persist,
+    /// A tail loss probe is due before the RTO (RFC 8985 §7.2).
+    Probe,
 }
 
 pub(crate) struct Conn {
@@ -111,6 +113,8 @@ pub(crate) struct Conn {
     pub retransmit_head: bool,
     /// The sender's SACK scoreboard: ranges above SND.UNA the peer reported holding (RFC 2018, RFC 6675).
     pub scoreboard: Assembler,
+    /// RFC 6675 / RFC 6937 / RFC 8985 recovery state.
+    pub recovery: super::recovery::Recovery,
     /// RFC 3042 limited transmit: new segments allowed beyond cwnd by the first two duplicate ACKs.
     pub limited_transmit: u8,
     /// Duplicate ACKs owed: one per out-of-order or duplicate segment (RFC 5681 §4.2), even when a receive batch

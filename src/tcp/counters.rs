@@ -44,7 +44,7 @@ counters! {
     TcpExt: SyncookiesSent, SyncookiesRecv, SyncookiesFailed, EmbryonicRsts, TW, TWRecycled, TWKilled, PAWSActive,
         PAWSEstab, DelayedACKs, DelayedACKLost, ListenOverflows, ListenDrops, TCPPureAcks, TCPHPAcks,
         TCPRenoRecovery, TCPSackRecovery, TCPRenoFailures, TCPTimeouts, TCPFastRetrans, TCPSlowStartRetrans,
-        TCPSynRetrans, TCPLossProbes, TCPAbortOnData, TCPAbortOnClose, TCPAbortOnMemory, TCPAbortOnTimeout,
+        TCPSynRetrans, TCPLossProbes, TCPLossProbeRecovery, TCPAbortOnData, TCPAbortOnClose, TCPAbortOnMemory, TCPAbortOnTimeout,
         TCPAbortOnLinger, TCPAbortFailed, TCPMemoryPressures, TCPRcvQDrop, TCPOFOQueue, TCPOFODrop, TCPOFOMerge,
         TCPChallengeACK, TCPSYNChallenge, TCPFastOpenActive, TCPFastOpenActiveFail, TCPFastOpenPassive,
         TCPFastOpenPassiveFail, TCPFastOpenListenOverflow, TCPFastOpenCookieReqd, TCPTimeWaitOverflow,

@@ -940,6 +940,7 @@ impl Engine {
             retransmit_head: false,
             limited_transmit: 0,
             scoreboard: Assembler::new(),
+            recovery: Default::default(),
             dup_acks_owed: 0,
             sws_override: false,
             sendbuf: SendBuffer::new(cfg.tcp_wmem[1] as usize),

@@ -323,6 +323,7 @@ impl Engine {
         }
         let window = (seg.window as u32) << c.snd_wscale;
         let mut wake_output = false;
+        let una_before = c.snd_una;
         if c.sack_ok && seg.options.sack_count > 0 {
             // RFC 2018: remember what the peer holds above SND.UNA; D-SACK and stale blocks (at or below the
             // cumulative ACK, or beyond anything sent) are ignored.
@@ -351,6 +352,10 @@ impl Engine {
             wake_output = self.on_dup_ack(now, index);
         } else if seg.payload.is_empty() {
             self.counters.inc(Counter::TCPPureAcks);
+        }
+        // RFC 6675 / RFC 6937: SACK-based loss detection and how much the ACK lets out during recovery.
+        if self.recovery_on_ack(now, index, una_before) {
+            wake_output = true;
         }
         // Window update (§3.10.7.4 step 5): only from a segment newer than the last one that updated it.
         let c = conn!(self, index);
@@ -437,13 +442,22 @@ impl Engine {
         }
         c.retransmits = 0;
         c.limited_transmit = 0;
+        // RFC 9406 rounds: an ACK beyond the end of the last round starts the next one.
+        if ack.ge(c.recovery.round_end) {
+            c.recovery.round_end = c.snd_max;
+            c.cc.on_round_start();
+        }
         if c.in_recovery {
             if ack.ge(c.recover) {
-                // RFC 6582 §3.2 step 6: full acknowledgment ends recovery.
+                // RFC 6582 §3.2 step 6 / RFC 6675 §5: full acknowledgment ends recovery.
                 c.in_recovery = false;
                 c.dupacks = 0;
+                c.recovery.sack_mode = false;
+                c.recovery.sndcnt = 0;
                 let flight = c.snd_max - c.snd_una;
                 c.cc.on_exit_recovery(flight);
+            } else if c.recovery.sack_mode {
+                // RFC 6675: a partial ACK only moves the scoreboard; NextSeg and PRR decide what goes out.
             } else {
                 // Step 5: partial acknowledgment: retransmit the next hole, deflate the window.
                 c.cc.on_partial_ack(acked);
@@ -451,17 +465,20 @@ impl Engine {
             }
         } else {
             c.dupacks = 0;
-            c.cc.on_ack(now, acked.min(flight_before), rtt);
+            // Every timestamp echo is an RTT sample for the congestion algorithm (HyStart++ wants several per
+            // round), while the RTO estimator above keeps Karn's rule.
+            let ts_rtt = if c.ts_enabled { ts_echo_rtt(now, c.ts_offset, timestamps) } else { None };
+            c.cc.on_ack(now, acked.min(flight_before), ts_rtt.or(rtt));
         }
         self.counters.add(Counter::TCPDelivered, 1);
         // RFC 6298 §5.2/5.3: stop the timer when everything is acknowledged, restart it otherwise.
         let c = self.conn_ref(index);
         if c.snd_una == c.snd_max {
-            if c.retransmit_mode == RetransmitMode::Rto {
+            if c.retransmit_mode != RetransmitMode::Persist {
                 self.cancel_timer(index, TimerKind::Retransmit);
             }
-        } else {
-            let at = now + c.rtt.rto();
+        } else if !self.arm_tlp(now, index) {
+            let at = now + self.conn_ref(index).rtt.rto();
             self.conn_mut(index).retransmit_mode = RetransmitMode::Rto;
             self.set_timer(index, TimerKind::Retransmit, at);
         }
@@ -482,8 +499,13 @@ impl Engine {
 
     /// Returns true if output should run (a retransmission or inflated window).
     fn on_dup_ack(&mut self, now: Instant, index: u32) -> bool {
+        let sack_recovery = self.sack_recovery(index);
         let c = conn!(self, index);
         c.dupacks = c.dupacks.saturating_add(1);
+        if sack_recovery && (c.in_recovery || c.dupacks >= 3) {
+            // RFC 6675: recovery_on_ack starts and runs recovery from the scoreboard (and DupAcks).
+            return false;
+        }
         if c.in_recovery {
             // RFC 6582 §3.2 step 4: each further duplicate inflates the window by one segment; with SACK it also
             // releases the retransmission of the next hole.

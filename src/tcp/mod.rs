@@ -13,7 +13,7 @@
 //! same code.
 //!
 //! Split like Linux's `net/ipv4/tcp_*.c`: `input` (receive path), `output` (segment building), `timers`,
-//! `listener` (SYN/accept queues), `timewait` (compact records), `congestion/` (one file per algorithm).
+//! `listener` (SYN/accept queues), `timewait` (compact records), `congestion/` (one file per algorithm), `recovery/` (SACK recovery, PRR, TLP).
 
 pub mod assembler;
 mod autotune;
@@ -29,6 +29,7 @@ mod input;
 pub mod isn;
 mod listener;
 mod output;
+mod recovery;
 pub mod rtt;
 pub mod syncookies;
 mod timers;

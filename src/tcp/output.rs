@@ -65,7 +65,19 @@ impl Engine {
             State::Closed | State::Listen | State::TimeWait => return Ok(()),
             _ => {}
         }
-        if c.retransmit_head {
+        if let Some(seq) = conn!(self, index).recovery.probe.take() {
+            // RFC 8985 §7.3: the tail loss probe, outside the congestion window.
+            let new_data = seq == self.conn_ref(index).snd_max;
+            self.send_data_at(now, index, seq, sink, true, u32::MAX)?;
+            let c = conn!(self, index);
+            if new_data {
+                c.snd_nxt = c.snd_max;
+            }
+        }
+        // RFC 6675 recovery sends what NextSeg picks, as much as PRR allows, and nothing else.
+        let in_sack_recovery = self.recovery_output(now, index, sink)?;
+        let c = self.conn_ref(index);
+        if c.retransmit_head && !in_sack_recovery {
             let c = conn!(self, index);
             c.retransmit_head = false;
             let una = c.snd_una;
@@ -73,7 +85,7 @@ impl Engine {
             // With SACK, retransmit only the hole at SND.UNA, not data the peer reported holding.
             self.send_data_at(now, index, una, sink, true, limit)?;
         }
-        loop {
+        while !in_sack_recovery {
             let c = self.conn_ref(index);
             let seq = c.snd_nxt;
             // After an RTO rewound SND.NXT, do not resend what the peer reported holding.
@@ -203,8 +215,12 @@ impl Engine {
         if len > 0 {
             c.last_tx_data = now;
         }
-        if c.timers[TimerKind::Retransmit as usize].is_none() || c.retransmit_mode == RetransmitMode::Persist {
-            // RFC 6298 §5.1: start the timer when sending data if it is not running.
+        if (c.timers[TimerKind::Retransmit as usize].is_none() || c.retransmit_mode == RetransmitMode::Persist)
+            && !self.arm_tlp(now, index)
+        {
+            // RFC 6298 §5.1: start the timer when sending data if it is not running (RFC 8985 §7.2: or the probe
+            // timer, when a tail loss probe applies).
+            let c = conn!(self, index);
             c.retransmit_mode = RetransmitMode::Rto;
             let at = now + c.rtt.rto();
             self.set_timer(index, TimerKind::Retransmit, at);
@@ -217,6 +233,19 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A retransmission (or, at SND.MAX, new data) chosen by loss recovery: at most `limit` bytes and one MSS,
+    /// outside the congestion window (PRR accounts for it); SND.NXT is the caller's business.
+    pub(crate) fn send_data_at_for_recovery(
+        &mut self,
+        now: Instant,
+        index: u32,
+        seq: SeqNum,
+        sink: &mut dyn PacketSink,
+        limit: u32,
+    ) -> Result<(), NoBuffer> {
+        self.send_data_at(now, index, seq, sink, true, limit)
     }
 
     /// How far a segment starting at `seq` may reach before running into data the peer already holds (SACKed).

@@ -72,6 +72,9 @@ impl Engine {
         if c.retransmit_mode == RetransmitMode::Persist {
             return self.on_persist_timer(now, index);
         }
+        if c.retransmit_mode == RetransmitMode::Probe {
+            return self.on_tlp_timer(now, index);
+        }
         match c.state {
             State::SynSent | State::SynReceived => {
                 let passive = c.listener.is_some();
@@ -123,6 +126,10 @@ impl Engine {
                 c.retransmits += 1;
                 c.in_recovery = false;
                 c.dupacks = 0;
+                c.recovery.tlp_end = None;
+                c.recovery.probe = None;
+                self.recovery_reset(index);
+                let c = conn!(self, index);
                 // RFC 6582 §3.2 step 1 after a timeout: duplicates of data sent before it must not trigger recovery.
                 c.recover = c.snd_max;
                 c.retransmit_head = false;

@@ -1,4 +1,4 @@
-//! Congestion control (RFC 5681, RFC 6582), one file per algorithm like Linux's `tcp_<name>.c`.
+//! Congestion control (RFC 5681, RFC 6582, RFC 9438 CUBIC, RFC 9406 HyStart++), one file per algorithm like Linux's `tcp_<name>.c`.
 //!
 //! The engine owns loss detection and the recovery state machine (when a third duplicate ACK starts fast recovery,
 //! what a partial ACK is, when an RTO fires); the algorithm only owns the window arithmetic it is told about
@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use crate::time::Instant;
 
+pub mod cubic;
+pub mod hystart;
 pub mod newreno;
 
+pub use cubic::Cubic;
 pub use newreno::NewReno;
 
 /// Upper bound of any congestion window: the largest window TCP can advertise (2^30, RFC 7323 §2.3). Keeps every
@@ -21,7 +24,7 @@ pub const MAX_CWND: u32 = 1 << 30;
 pub const INFINITE_SSTHRESH: u32 = 0x7fff_ffff;
 
 /// Names accepted by [`Congestion::new`] (Linux's `tcp_available_congestion_control`).
-pub const AVAILABLE: &[&str] = &["reno", "newreno"];
+pub const AVAILABLE: &[&str] = &["cubic", "reno", "newreno"];
 
 /// RFC 6928 §2 initial window, generalized to `segments` segments: `min(segments·SMSS, max(2·SMSS, segments·1460))`.
 /// With 10 segments this is the RFC's `min(10·MSS, max(2·MSS, 14600))`; the byte cap keeps jumbo-MSS paths from
@@ -37,6 +40,17 @@ pub fn initial_window(segments: u32, mss: u32) -> u32 {
 pub trait CongestionControl {
     /// The algorithm's name, as in `tcp_congestion_control`.
     fn name(&self) -> &'static str;
+    /// Where the algorithm stands, as `ss -i` would name it (`slow_start`, `cong_avoid`, ...).
+    fn state_name(&self) -> &'static str {
+        if self.cwnd() < self.ssthresh() {
+            "slow_start"
+        } else {
+            "cong_avoid"
+        }
+    }
+    /// A new round trip began: an ACK passed the highest sequence number sent when the previous round began
+    /// (RFC 9406 §4.2's rounds, for delay-aware slow start).
+    fn on_round_start(&mut self) {}
     /// Congestion window, bytes.
     fn cwnd(&self) -> u32;
     /// Slow-start threshold, bytes ([`INFINITE_SSTHRESH`] until the first loss).
@@ -65,9 +79,10 @@ pub trait CongestionControl {
 }
 
 /// The congestion state of one connection: one variant per algorithm.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Congestion {
     NewReno(NewReno),
+    Cubic(Cubic),
 }
 
 impl Congestion {
@@ -76,6 +91,7 @@ impl Congestion {
     pub fn new(algorithm: &str, mss: u32, initial_cwnd_segments: u32) -> Option<Congestion> {
         match algorithm {
             "reno" | "newreno" => Some(Congestion::NewReno(NewReno::new(mss, initial_cwnd_segments))),
+            "cubic" => Some(Congestion::Cubic(Cubic::new(mss, initial_cwnd_segments))),
             _ => None,
         }
     }
@@ -86,6 +102,7 @@ macro_rules! dispatch {
     ($self:ident, $cc:ident => $call:expr) => {
         match $self {
             Congestion::NewReno($cc) => $call,
+            Congestion::Cubic($cc) => $call,
         }
     };
 }
@@ -96,6 +113,12 @@ impl CongestionControl for Congestion {
     }
     fn cwnd(&self) -> u32 {
         dispatch!(self, cc => cc.cwnd())
+    }
+    fn state_name(&self) -> &'static str {
+        dispatch!(self, cc => cc.state_name())
+    }
+    fn on_round_start(&mut self) {
+        dispatch!(self, cc => cc.on_round_start())
     }
     fn ssthresh(&self) -> u32 {
         dispatch!(self, cc => cc.ssthresh())
@@ -137,18 +160,19 @@ mod tests {
     fn constructs_by_name() {
         for name in AVAILABLE {
             let cc = Congestion::new(name, 1460, 10).unwrap();
-            assert_eq!(cc.name(), "reno");
+            assert_eq!(cc.name(), if *name == "cubic" { "cubic" } else { "reno" });
             assert_eq!(cc.cwnd(), 14600);
             assert_eq!(cc.ssthresh(), INFINITE_SSTHRESH);
         }
-        assert!(Congestion::new("cubic", 1460, 10).is_none());
+        assert!(Congestion::new("bbr", 1460, 10).is_none());
         assert!(Congestion::new("", 1460, 10).is_none());
         assert!(Congestion::new("Reno", 1460, 10).is_none());
     }
 
     #[test]
     fn size_is_small() {
-        assert!(core::mem::size_of::<Congestion>() <= 24, "{}", core::mem::size_of::<Congestion>());
+        // Inline in every connection (no box): CUBIC's epoch and HyStart++ samples make it the largest variant.
+        assert!(core::mem::size_of::<Congestion>() <= 192, "{}", core::mem::size_of::<Congestion>());
     }
 
     #[test]
