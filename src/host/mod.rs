@@ -187,7 +187,6 @@ impl HostBuilder {
         self
     }
 
-    /// Assembles the stack (see the module doc for the steps). On error nothing stays attached.
     /// Serve on this 802.1Q VLAN of the interface only: tagged frames with this VID are taken and replies carry
     /// it; untagged frames and other VLANs stay with the kernel (review M4).
     pub fn vlan(mut self, vid: Option<u16>) -> Self {
@@ -195,6 +194,7 @@ impl HostBuilder {
         self
     }
 
+    /// Assembles the stack (see the module doc for the steps). On error nothing stays attached.
     pub fn build(self) -> anyhow::Result<(Host, Vec<QueueWorker>)> {
         let b = self;
         let (addr, prefix_len) = (b.addrs[0], b.prefix_len);
