@@ -7,5 +7,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    xdptcp::tcp::hostile::run(data);
+    let _ = xdptcp::tcp::hostile::run(data);
 });

@@ -41,6 +41,9 @@ pub struct Args {
     /// Print the time-sequence ladder of every segment and state change.
     #[arg(long)]
     trace: bool,
+    /// With --trace: print the client's view in conformance-script notation (tests/scripts) instead of the ladder.
+    #[arg(long)]
+    script: bool,
     /// Print both engines' non-zero counters.
     #[arg(long)]
     counters: bool,
@@ -74,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         link,
         bytes: args.bytes,
         seed: args.seed,
-        trace: args.trace,
+        trace: args.trace || args.script,
         config,
         time_limit: Duration::from_secs(args.time_limit),
     };
@@ -88,8 +91,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Some(t) = &report.trace {
-        println!("{t}");
+    match (&report.trace, &report.script) {
+        (_, Some(s)) if args.script => println!("{s}"),
+        (Some(t), _) => println!("{t}"),
+        _ => {}
     }
     println!("scenario        {:?} (seed {})", report.scenario, report.seed);
     println!("client -> server {} bytes sent, {} received", report.client_sent, report.server_received);

@@ -5,11 +5,14 @@
 //! per-direction xoshiro stream derived from the seed, and events are ordered by (time, insertion number), so the
 //! same seed replays bit for bit. Idle time is skipped: a 60 s TIME_WAIT costs microseconds.
 //!
-//! Owns: the virtual clock, links, scenario applications, traces. Must not touch: real sockets or threads.
+//! `script` runs packetdrill-style conformance scripts: one engine against a scripted peer (`tests/scripts/`).
+//!
+//! Owns: the virtual clock, links, scenario applications, traces, conformance scripts. Must not touch: real sockets or threads.
 
 pub mod app;
 pub mod link;
 pub mod scenario;
+pub mod script;
 pub mod trace;
 
 use std::cmp::Reverse;
@@ -137,6 +140,9 @@ impl Network {
         self.injected += 1;
         if let Some(t) = self.trace.as_mut() {
             t.packet(self.now, usize::MAX, to, packet, Fate::Injected);
+            if to == 0 {
+                t.host0_wire.push((self.now, false, packet.to_vec()));
+            }
         }
         self.hosts[to].engine.handle_ipv4(self.now, packet);
         self.settle();
@@ -200,6 +206,9 @@ impl Network {
         let Some(to) = self.host_by_addr(dst) else { return };
         let Some(link) = self.links[from][to].as_mut() else { return };
         let now = self.now;
+        if let (0, Some(t)) = (from, self.trace.as_mut()) {
+            t.host0_wire.push((now, true, packet.clone()));
+        }
         let outcomes = link.transmit(now, packet);
         for (fate, at, p) in outcomes {
             if let Some(t) = self.trace.as_mut() {
@@ -227,6 +236,9 @@ impl Network {
         let now = self.now;
         while self.queue.peek().is_some_and(|r| r.0.at <= now) {
             let Reverse(f) = self.queue.pop().expect("peeked");
+            if let (0, Some(t)) = (f.to, self.trace.as_mut()) {
+                t.host0_wire.push((now, false, f.packet.clone()));
+            }
             self.hosts[f.to].engine.handle_ipv4(now, &f.packet);
         }
         for h in &mut self.hosts {

@@ -113,6 +113,8 @@ pub struct Report {
     /// Scenario-specific findings, e.g. the measured TIME_WAIT length.
     pub notes: Vec<String>,
     pub trace: Option<String>,
+    /// The client's view of the run in conformance-script notation (with `trace`).
+    pub script: Option<String>,
     pub client_closed: Option<CloseReason>,
     pub server_closed: Option<CloseReason>,
 }
@@ -411,6 +413,7 @@ fn finish_report(cfg: &ScenarioConfig, net: &mut Network, started: Instant, mut 
         transitions,
         notes,
         trace: net.trace.as_ref().map(|t| t.ladder()),
+        script: net.trace.as_ref().map(|t| t.script()),
         client_closed: c.app.closed,
         server_closed: s.app.closed,
     }

@@ -21,6 +21,8 @@ pub struct Trace {
     pub entries: Vec<TraceEntry>,
     /// Host names, for the column headers.
     pub names: Vec<String>,
+    /// Every segment host 0 sent (`true`, at send time) or received (`false`, at arrival), for [`Trace::script`].
+    pub host0_wire: Vec<(Instant, bool, Vec<u8>)>,
 }
 
 /// `S. 1000:1448(448) ack 5 win 512 <mss 1460,sackOK,TS 1:2,ws 7>` — tcpdump-like, relative to nothing (raw numbers).
@@ -71,6 +73,41 @@ impl Trace {
 
     pub fn transition(&mut self, host: usize, transition: Transition) {
         self.entries.push(TraceEntry::State { host, transition });
+    }
+
+    /// Host 0's run in conformance-script notation (`sim::script`), so a failing run can become a script: `>` what
+    /// it sent, `<` what reached it, times relative to the previous line, sequence numbers relative to each side's
+    /// SYN, host 0's TS val 1000 plus milliseconds since the first line.
+    pub fn script(&self) -> String {
+        use crate::sim::script::{format_packet, Numbering};
+        let mut n = Numbering::default();
+        let mut out = String::new();
+        let mut prev: Option<Instant> = None;
+        let first = self.host0_wire.first().map(|w| w.0);
+        for (at, outbound, packet) in &self.host0_wire {
+            if let Ok((ip, payload)) = Ipv4Repr::parse(packet, false) {
+                if let Ok(t) = TcpRepr::parse(payload, ip.src, ip.dst, false) {
+                    if t.flags.syn() {
+                        if *outbound && n.local_iss.is_none() {
+                            n.local_iss = Some(t.seq.0);
+                        } else if !*outbound && n.peer_isn == 0 {
+                            n.peer_isn = t.seq.0;
+                        }
+                    }
+                    if let (true, None, Some((v, _))) = (*outbound, n.ts_base, t.options.timestamps) {
+                        // 1000 + ms since the first line: never 0, which an echo could not tell from "no echo".
+                        let ms = at.saturating_since(first.unwrap_or(*at)).as_millis() as u32;
+                        n.ts_base = Some(v.wrapping_sub(ms).wrapping_sub(1000));
+                    }
+                }
+            }
+            let delta = prev.map_or(std::time::Duration::ZERO, |p| at.saturating_since(p));
+            let when = if prev.is_none() { "0".to_string() } else { format!("+{:.6}", delta.as_secs_f64()) };
+            let dir = if *outbound { '>' } else { '<' };
+            let _ = writeln!(out, "{when:<10} {dir} {}", format_packet(packet, *outbound, &n));
+            prev = Some(*at);
+        }
+        out
     }
 
     /// The ladder: host 0 on the left, host 1 on the right.

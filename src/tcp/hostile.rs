@@ -110,8 +110,10 @@ fn check_conn(a: &ConnAudit) {
     assert!(a.recv_bytes_held <= bound, "receive memory {} > window bound {bound}: {a:?}", a.recv_bytes_held);
 }
 
-/// Runs one input. Panics when the engine breaks an invariant.
-pub fn run(data: &[u8]) {
+/// Runs one input. Panics when the engine breaks an invariant; returns how many steps ended with an accepted
+/// connection established (so a test can tell its input got somewhere).
+pub fn run(data: &[u8]) -> usize {
+    let mut established_steps = 0;
     let mut cfg = Config::default();
     cfg.tcp_rmem = [4096, 65536, 262144];
     cfg.tcp_max_syn_backlog = 8;
@@ -249,6 +251,7 @@ pub fn run(data: &[u8]) {
         for o in owned.values_mut() {
             let Some(a) = e.audit(o.local, o.remote) else { continue };
             check_conn(&a);
+            established_steps += (a.state == State::Established && o.local.port() == 80) as usize;
             if a.state == State::SynSent {
                 continue;
             }
@@ -260,6 +263,7 @@ pub fn run(data: &[u8]) {
             assert_eq!(o.read + a.recv_queue as u64, received, "bytes read + readable != RCV.NXT - IRS - 1: {a:?}");
         }
     }
+    established_steps
 }
 
 /// What one segment may have changed on its connection.
@@ -299,10 +303,13 @@ mod tests {
         }
     }
 
-    /// Builds an input: a SYN to port 80 from 40000, the third ACK, an accept, then `rest`.
+    /// Builds an input: an empty garbage packet (so the engine's own SYN goes out first: the harness tracks the
+    /// last segment the engine sent), a SYN to port 80 from 40000, the third ACK, an accept, then `rest`.
     fn established_then(rest: &[u8]) -> Vec<u8> {
+        // 21: op 5 (garbage) and, as the first byte, tcp_syncookies = 21 % 3 = 0.
+        let mut v = vec![21u8, 0];
         // op, flags, dseq, dack, window, misc, payload_len/8
-        let mut v = vec![0u8, TcpFlags::SYN, 0x80, 0x00, 0x80, 0x00, 0xff, 0xff, 8 | 4, 0];
+        v.extend([0u8, TcpFlags::SYN, 0x80, 0x00, 0x80, 0x00, 0xff, 0xff, 8 | 4, 0]);
         v.extend([0, TcpFlags::ACK, 0x80, 0x00, 0x80, 0x01, 0xff, 0xff, 8, 0]);
         v.push(7);
         v.extend_from_slice(rest);
@@ -312,18 +319,60 @@ mod tests {
     #[test]
     fn a_bad_ack_with_a_newer_timestamp_is_caught_if_it_poisons_paws() {
         // The review's M1 proof in harness form: SEQ = RCV.NXT, ACK 0x7fff past what we sent, TSval far ahead.
-        run(&established_then(&[0, TcpFlags::ACK, 0x80, 0x00, 0xff, 0xff, 0xff, 0xff, 8 | 0x10, 0]));
+        assert!(run(&established_then(&[0, TcpFlags::ACK, 0x80, 0x00, 0xff, 0xff, 0xff, 0xff, 8 | 0x10, 0])) > 0);
     }
 
     #[test]
     fn data_with_an_old_ack_is_caught_if_accepted() {
         // The review's M2 proof: data at RCV.NXT whose ACK lies 0x7000 below SND.UNA on a fresh connection.
-        run(&established_then(&[0, TcpFlags::ACK, 0x80, 0x00, 0x10, 0x00, 0xff, 0xff, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8]));
+        assert!(
+            run(&established_then(&[
+                0,
+                TcpFlags::ACK,
+                0x80,
+                0x00,
+                0x10,
+                0x00,
+                0xff,
+                0xff,
+                0,
+                1,
+                1,
+                2,
+                3,
+                4,
+                5,
+                6,
+                7,
+                8
+            ])) > 0
+        );
     }
 
     #[test]
     fn one_byte_at_the_window_edge_is_caught_if_it_pins_the_window() {
         // H1: a segment far out of order (SEQ = RCV.NXT + 0x7ff8) with 8 bytes.
-        run(&established_then(&[0, TcpFlags::ACK, 0xff, 0xf8, 0x80, 0x01, 0xff, 0xff, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8]));
+        assert!(
+            run(&established_then(&[
+                0,
+                TcpFlags::ACK,
+                0xff,
+                0xf8,
+                0x80,
+                0x01,
+                0xff,
+                0xff,
+                0,
+                1,
+                1,
+                2,
+                3,
+                4,
+                5,
+                6,
+                7,
+                8
+            ])) > 0
+        );
     }
 }
