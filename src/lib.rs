@@ -13,6 +13,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod control;
+pub mod fuzz;
 pub mod sim;
 pub mod stack;
 pub mod tcp;

@@ -595,8 +595,8 @@ impl XskRings for AnyRings {
     }
 }
 
-/// An in-memory [`XskRings`] for unit tests of the worker: the "kernel" side is driven by the test.
-#[cfg(test)]
+/// An in-memory [`XskRings`] for unit tests of the worker and the datapath fuzz target (`crate::fuzz`): the
+/// "kernel" side is driven by the caller.
 pub mod fake {
     use super::*;
     use std::collections::VecDeque;
