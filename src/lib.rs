@@ -46,6 +46,8 @@ pub mod lab;
 #[allow(missing_docs)]
 pub mod proxy;
 #[allow(missing_docs)]
+pub mod fuzz;
+#[allow(missing_docs)]
 pub mod sim;
 #[allow(missing_docs)]
 pub mod stack;

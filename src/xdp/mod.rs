@@ -20,7 +20,7 @@ pub mod abi;
 pub mod any;
 pub mod config;
 pub mod cursor;
-#[cfg(test)]
+/// In-memory rings for tests and the fuzz bodies (`crate::fuzz`).
 pub mod fake;
 pub mod iface;
 pub mod loader;
