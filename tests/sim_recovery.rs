@@ -9,11 +9,12 @@ use xdptcp::sim::{run_scenario, LinkConfig, Report, Scenario, ScenarioConfig};
 use xdptcp::tcp::{Config, Counter};
 
 fn old_recovery() -> Config {
-    let mut c = Config::default();
-    c.tcp_congestion_control = "reno".to_string();
-    c.tcp_sack_recovery = false;
-    c.tcp_early_retrans = 0;
-    c
+    Config {
+        tcp_congestion_control: "reno".to_string(),
+        tcp_sack_recovery: false,
+        tcp_early_retrans: 0,
+        ..Default::default()
+    }
 }
 
 fn run(link: LinkConfig, bytes: u64, config: Config) -> Report {
