@@ -174,6 +174,8 @@ fn rto_backs_off_per_rfc_6298_when_the_path_dies() {
     // A transfer whose path goes dark after the handshake: retransmissions at RTO, 2*RTO, 4*RTO ... capped.
     let mut config = Config::default();
     config.tcp_retries2 = 8;
+    // The RTO alone: no tail loss probe ahead of the first timeout (RFC 8985 §7 sends one).
+    config.tcp_early_retrans = 0;
     let link = LinkConfig { delay: Duration::from_millis(5), ..Default::default() };
     let cfg = ScenarioConfig { scenario: Scenario::Handshake, link, config, trace: true, ..Default::default() };
     let mut net = xdptcp::sim::scenario::network_for(&cfg);

@@ -4,7 +4,8 @@
 //! `dport = :80` or `src 198.18.0.1`). Output is streamed as the workers answer, never collected first.
 //!
 //! With `-i` the second line reads like Linux's: `ts sack wscale:S,R rto:MS rtt:SRTT/RTTVAR mss:N cwnd:SEGS
-//! ssthresh:SEGS bytes_in_flight:N retrans:CUR/TOTAL snd_wnd:N rcv_wnd:N` (times in milliseconds; cwnd and
+//! ssthresh:SEGS bytes_in_flight:N retrans:CUR/TOTAL [sacked:SEGS] snd_wnd:N rcv_wnd:N`, preceded by the congestion
+//! algorithm and `ca_state:STATE` (times in milliseconds; cwnd and
 //! ssthresh converted from the engine's bytes to segments as Linux reports them; ssthresh omitted while infinite).
 
 use std::io::Write;
@@ -143,6 +144,13 @@ fn ms(us: u64) -> String {
 pub fn details(i: &TcpDetails) -> String {
     let mss = u32::from(i.mss.max(1));
     let mut parts = Vec::new();
+    // As Linux: the algorithm first; then (ours) its state.
+    if !i.congestion.is_empty() {
+        parts.push(i.congestion.clone());
+    }
+    if !i.ca_state.is_empty() {
+        parts.push(format!("ca_state:{}", i.ca_state));
+    }
     if i.timestamps {
         parts.push("ts".to_string());
     }
@@ -161,6 +169,9 @@ pub fn details(i: &TcpDetails) -> String {
     }
     parts.push(format!("bytes_in_flight:{}", i.bytes_in_flight));
     parts.push(format!("retrans:{}/{}", i.retransmits, i.total_retransmits));
+    if i.sacked > 0 {
+        parts.push(format!("sacked:{}", i.sacked.div_ceil(mss)));
+    }
     parts.push(format!("snd_wnd:{}", i.snd_wnd));
     parts.push(format!("rcv_wnd:{}", i.rcv_wnd));
     // As Linux, only once measured: they show receive-buffer autotuning at work.
@@ -249,7 +260,14 @@ mod tests {
             rcv_rtt_us: 0,
             rcv_space: 0,
             rcvbuf: 131072,
+            congestion: String::new(),
+            ca_state: String::new(),
+            sacked: 0,
         };
+        let cubic =
+            TcpDetails { congestion: "cubic".into(), ca_state: "recovery".into(), sacked: 2 * 1448 + 1, ..d.clone() };
+        assert!(details(&cubic).starts_with("cubic ca_state:recovery ts sack"), "{}", details(&cubic));
+        assert!(details(&cubic).contains("retrans:0/2 sacked:3 "), "{}", details(&cubic));
         assert_eq!(
             details(&d),
             "ts sack wscale:7,7 rto:200 rtt:0.062/0.031 mss:1448 cwnd:10 bytes_in_flight:0 retrans:0/2 \

@@ -130,6 +130,14 @@ pub struct TcpDetails {
     /// Receive-buffer capacity (grows with autotuning).
     #[serde(default)]
     pub rcvbuf: u32,
+    /// Congestion control algorithm and its state (`cubic`, `slow_start`).
+    #[serde(default)]
+    pub congestion: String,
+    #[serde(default)]
+    pub ca_state: String,
+    /// Bytes SACKed by the peer above SND.UNA.
+    #[serde(default)]
+    pub sacked: u32,
 }
 
 impl SockRecord {
@@ -162,6 +170,9 @@ impl SockRecord {
                 rcv_rtt_us: c.rcv_rtt.as_micros() as u64,
                 rcv_space: c.rcv_space,
                 rcvbuf: c.rcvbuf,
+                congestion: c.congestion.to_string(),
+                ca_state: c.ca_state.to_string(),
+                sacked: c.sacked,
             }),
         }
     }

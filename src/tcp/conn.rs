@@ -243,6 +243,15 @@ impl Conn {
             rcv_rtt: Duration::from_micros(self.autotune.rtt_us().unwrap_or(0) as u64),
             rcv_space: self.autotune.space(),
             rcvbuf: self.recvbuf.capacity() as u32,
+            congestion: self.cc.name(),
+            ca_state: if self.in_recovery {
+                "recovery"
+            } else if self.retransmits > 0 {
+                "loss"
+            } else {
+                self.cc.state_name()
+            },
+            sacked: self.recovery.sacked,
         }
     }
 }

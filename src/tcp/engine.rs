@@ -166,6 +166,12 @@ pub struct ConnInfo {
     pub rcv_space: u32,
     /// Current receive-buffer capacity (grows with autotuning, `ss -m`'s `rb`).
     pub rcvbuf: u32,
+    /// Congestion control algorithm (`cubic`, `reno`) and where it stands (`slow_start`, `hystart_css`,
+    /// `cong_avoid`, `recovery`, `loss`).
+    pub congestion: &'static str,
+    pub ca_state: &'static str,
+    /// Bytes the peer SACKed above SND.UNA (`ss -i` `sacked`, in segments there).
+    pub sacked: u32,
 }
 
 /// A state change of one connection, recorded when [`Engine::record_transitions`] is on (the simulator's ladder
@@ -697,6 +703,19 @@ impl Engine {
         c.nodelay = nodelay;
         if nodelay && !c.sendbuf.is_empty() {
             self.mark_dirty(conn.index);
+        }
+        Ok(())
+    }
+
+    /// Linux's `TCP_CONGESTION` socket option: the congestion control algorithm of this connection (one of
+    /// [`congestion::AVAILABLE`](super::congestion::AVAILABLE)). The new algorithm starts from the initial window
+    /// and an infinite ssthresh, so choose it before sending, as applications do.
+    pub fn set_congestion_control(&mut self, conn: ConnId, algorithm: &str) -> Result<(), Error> {
+        let init = self.config.tcp_init_cwnd;
+        let c = self.app_conn_mut(conn)?;
+        let cc = Congestion::new(algorithm, c.smss as u32, init).ok_or(Error::InvalidArgument)?;
+        if cc.name() != c.cc.name() {
+            c.cc = cc;
         }
         Ok(())
     }

@@ -85,7 +85,10 @@ impl Engine {
             // With SACK, retransmit only the hole at SND.UNA, not data the peer reported holding.
             self.send_data_at(now, index, una, sink, true, limit)?;
         }
-        while !in_sack_recovery {
+        loop {
+            if in_sack_recovery {
+                break;
+            }
             let c = self.conn_ref(index);
             let seq = c.snd_nxt;
             // After an RTO rewound SND.NXT, do not resend what the peer reported holding.

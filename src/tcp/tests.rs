@@ -298,6 +298,21 @@ fn rto_doubles_and_data_survives_a_blackout() {
 }
 
 #[test]
+fn congestion_control_is_chosen_per_connection() {
+    let (mut p, ca, cb) = Pair::connected(Config::default(), Config::default());
+    assert_eq!(p.a.info(ca).unwrap().congestion, "cubic");
+    p.a.set_congestion_control(ca, "reno").unwrap();
+    assert_eq!(p.a.info(ca).unwrap().congestion, "reno");
+    assert_eq!(p.a.info(ca).unwrap().ca_state, "slow_start");
+    assert_eq!(p.b.info(cb).unwrap().congestion, "cubic", "the other connection keeps the default");
+    assert_eq!(p.a.set_congestion_control(ca, "bbr"), Err(Error::InvalidArgument));
+    assert_eq!(p.a.info(ca).unwrap().congestion, "reno");
+    p.a.send(p.now, ca, &[1u8; 5000]).unwrap();
+    p.advance(Duration::from_millis(10));
+    assert_eq!(read_all(&mut p.b, cb).len(), 5000);
+}
+
+#[test]
 fn tlp_probe_comes_before_the_rto() {
     // A 1 s RTO floor (a WAN-like RTO): the probe timeout, 2·SRTT + 200 ms for a one-segment flight, comes first.
     let mut cfg = Config::default();

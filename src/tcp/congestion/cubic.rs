@@ -502,7 +502,7 @@ mod tests {
                 now += dt;
                 let t = Instant::from_micros(now * 100);
                 match kind {
-                    0 | 1 | 2 => cc.on_ack(t, v % 200_000, Some(Duration::from_micros(dt))),
+                    0..=2 => cc.on_ack(t, v % 200_000, Some(Duration::from_micros(dt))),
                     3 => cc.on_enter_recovery(t, v),
                     4 => cc.on_exit_recovery(v),
                     5 => cc.on_rto(v),
