@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use lab::{is_root, serial, serve, unique_name, xdptcp_bin, NsProcess};
-use xdptcp::cli::lab::{Lab, LabGuard, ROUTER_CLIENT_SIDE, SERVER_ADDR, SERVER_KERNEL_ADDR};
+use xdptcp::lab::{Lab, LabGuard, ROUTER_CLIENT_SIDE, SERVER_ADDR, SERVER_KERNEL_ADDR};
 
 /// The AF_XDP client's address in the client namespace (the kernel there has .2).
 const CLIENT_XDP_ADDR: &str = "198.18.1.3/24";

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use lab::{in_netns, is_root, serial, serve, unique_name, xdptcp_bin};
-use xdptcp::cli::lab::{Lab, LabGuard, CLIENT_ADDR, ROUTER_CLIENT_SIDE, SERVER_ADDR, SERVER_KERNEL_ADDR};
+use xdptcp::lab::{Lab, LabGuard, CLIENT_ADDR, ROUTER_CLIENT_SIDE, SERVER_ADDR, SERVER_KERNEL_ADDR};
 use xdptcp::tcp::Config;
 
 /// Runs an `xdptcp` verb in the test's own namespace (the control socket is a file, reachable from anywhere).
@@ -214,7 +214,7 @@ impl Drop for TempFile {
     }
 }
 
-fn conn_lines(server: &xdptcp::cli::demo::ServerProcess) -> Vec<String> {
+fn conn_lines(server: &xdptcp::lab::ServerProcess) -> Vec<String> {
     server.stderr_tail.lock().unwrap().iter().filter(|l| l.contains("xdptcp::conn")).cloned().collect()
 }
 

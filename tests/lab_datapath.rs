@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::{enter_netns, is_root, serial, unique_name};
-use xdptcp::cli::lab::{LabGuard, PREFIX_LEN, ROUTER_SERVER_SIDE, SERVER_ADDR, SERVER_IF};
+use xdptcp::lab::{LabGuard, PREFIX_LEN, ROUTER_SERVER_SIDE, SERVER_ADDR, SERVER_IF};
 use xdptcp::tcp::{Counter, Counters};
 use xdptcp::time::MonotonicClock;
 use xdptcp::worker::{Datapath, NeighConfig, NetConfig};

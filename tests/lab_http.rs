@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use lab::{in_netns, is_root, serial, serve, unique_name, xdptcp_bin};
 use xdptcp::app::http::BODY;
-use xdptcp::cli::demo::capture_in;
-use xdptcp::cli::lab::{LabGuard, SERVER_ADDR};
+use xdptcp::lab::capture_in;
+use xdptcp::lab::{LabGuard, SERVER_ADDR};
 use xdptcp::tcp::Counter;
 
 fn response_len() -> usize {

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lab::{in_netns, is_root, serial, serve, unique_name, xdptcp_bin};
-use xdptcp::cli::lab::{LabGuard, SERVER_ADDR, SERVER_KERNEL_ADDR};
+use xdptcp::lab::{LabGuard, SERVER_ADDR, SERVER_KERNEL_ADDR};
 use xdptcp::tcp::Counter;
 
 #[test]
@@ -123,7 +123,7 @@ fn sigterm_closes_connections_in_order() {
     let (echoed, eof) = client.join().unwrap();
     assert_eq!(&echoed, b"hello");
     assert_eq!(eof, Ok(Vec::new()), "EOF after the server's FIN");
-    let counters = xdptcp::cli::demo::parse_counters(&text);
+    let counters = xdptcp::lab::parse_counters(&text);
     assert_eq!(counters.get(Counter::OutRsts), 0, "{text}");
 }
 

@@ -15,7 +15,7 @@ mod lab;
 use std::process::Command;
 
 use lab::{echo_client, is_root, serial, serve, unique_name, xdptcp_bin, NsProcess};
-use xdptcp::cli::lab::{Lab, LabGuard, ROUTER_SERVER_IF, ROUTER_SERVER_SIDE};
+use xdptcp::lab::{Lab, LabGuard, ROUTER_SERVER_IF, ROUTER_SERVER_SIDE};
 use xdptcp::tcp::{Counter, Counters};
 
 fn queue_field(text: &str, q: u32, field: &str) -> u64 {
@@ -45,7 +45,7 @@ fn two_queues_two_workers_hand_off_by_hash() {
     let conns = 128;
     let (ok, out) = echo_client(&lab, &["--port", "7", "--conns", "128", "--bytes", "131072", "--timeout", "120"]);
     let text = server.stop_output().expect("orderly stop");
-    let counters = xdptcp::cli::demo::parse_counters(&text);
+    let counters = xdptcp::lab::parse_counters(&text);
     assert!(ok, "echo client (every byte back, in order): {out}");
     assert_eq!(counters.get(Counter::PassiveOpens), conns, "{counters:?}");
     // Both workers served connections (128 flows hashed over two workers).

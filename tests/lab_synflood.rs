@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lab::{is_root, serial, serve, unique_name, xdptcp_bin};
-use xdptcp::cli::lab::{capture, run_cmd, Lab, LabGuard, ROUTER_CLIENT_IF, SERVER_ADDR, SERVER_KERNEL_ADDR};
+use xdptcp::lab::{capture, run_cmd, Lab, LabGuard, ROUTER_CLIENT_IF, SERVER_ADDR, SERVER_KERNEL_ADDR};
 use xdptcp::tcp::{Counter, Counters};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/synflood.py");
@@ -328,7 +328,7 @@ impl Phase {
 
 /// A server under test: xdptcp, or the kernel echo server with the namespace's sysctls set.
 enum Server {
-    Xdptcp(xdptcp::cli::demo::ServerProcess),
+    Xdptcp(xdptcp::lab::ServerProcess),
     Linux(Reaped),
 }
 
@@ -399,7 +399,7 @@ fn run_phase(lab: &Lab, s: &Settings, stack: Stack, syncookies: u8) -> Phase {
 
     let (counters, server_error, xsk_drops) = match server {
         Server::Xdptcp(mut p) => match p.stop_output() {
-            Ok(text) => (xdptcp::cli::demo::parse_counters(&text), None, Some(xsk_kernel_drops(&text))),
+            Ok(text) => (xdptcp::lab::parse_counters(&text), None, Some(xsk_kernel_drops(&text))),
             Err(e) => (Counters::default(), Some(format!("{e:#}")), None),
         },
         Server::Linux(p) => {

@@ -46,19 +46,35 @@ pub trait App: Send {
 pub enum AppSpec {
     /// Sends back every byte; half-close aware. `abort_after`: reset the connection (RST) once that many bytes
     /// were received (to exercise ECONNRESET in peers).
-    Echo { abort_after: Option<u64> },
+    Echo {
+        /// Reset after this many bytes received (`None`: never).
+        abort_after: Option<u64>,
+    },
     /// Reads and drops everything; closes when the peer does.
     Discard,
     /// Answers every HTTP/1.x request with a small fixed body; keep-alive, pipelining.
     Http,
+    /// `xdptcp proxy`: relays each client connection to a backend ([`crate::proxy::Relay`]); worker callbacks only.
+    Proxy(Box<ProxySpec>),
+}
+
+/// What the proxy app needs: its configuration and the stack's address (backend connects leave from it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySpec {
+    /// Frontends and their backend pools.
+    pub config: crate::proxy::ProxyConfig,
+    /// The stack's own address.
+    pub local_ip: std::net::Ipv4Addr,
 }
 
 impl AppSpec {
+    /// Its name on the command line (`--app NAME`).
     pub fn name(&self) -> &'static str {
         match self {
             AppSpec::Echo { .. } => "echo",
             AppSpec::Discard => "discard",
             AppSpec::Http => "http",
+            AppSpec::Proxy(_) => "proxy",
         }
     }
 
@@ -68,6 +84,8 @@ impl AppSpec {
             AppSpec::Echo { abort_after } => Box::new(echo::Echo::new(*abort_after)),
             AppSpec::Discard => Box::new(discard::Discard::default()),
             AppSpec::Http => Box::new(http::Http::default()),
+            // Its first health checks start on the first tick.
+            AppSpec::Proxy(p) => Box::new(crate::proxy::Relay::new(&p.config, p.local_ip, Instant::ZERO)),
         }
     }
 }

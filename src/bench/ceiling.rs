@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::synflood::{blast, FloodReport};
-use super::xdp::{XdpOptions, XdpSetup};
+use super::xdp::XdpOptions;
+use crate::host::Host;
 use crate::wire::ethernet::{HEADER_LEN as ETH_HEADER_LEN, MIN_FRAME_LEN};
 use crate::wire::{IpProtocol, Ipv4Repr, SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
@@ -71,13 +72,13 @@ pub fn send(
     sent: &AtomicU64,
 ) -> anyhow::Result<FloodReport> {
     let packet = std::cell::OnceCell::new();
-    let mut prepare = |setup: &XdpSetup, _: &[std::net::Ipv4Addr]| {
-        let mtu = setup.mtu as usize;
+    let mut prepare = |host: &Host, _: &[std::net::Ipv4Addr]| {
+        let mtu = host.mtu as usize;
         let len = packet_len(frame_size);
         if len > mtu {
             bail!("a {frame_size}-byte frame carries a {len}-byte packet, more than the MTU ({mtu})");
         }
-        let _ = packet.set(data_packet(SocketAddrV4::new(setup.addr, 40000), target, len)?);
+        let _ = packet.set(data_packet(SocketAddrV4::new(host.addr(), 40000), target, len)?);
         Ok(())
     };
     let mut write = |buf: &mut [u8], _: &mut rand_xoshiro::Xoshiro256PlusPlus, _| {
@@ -119,8 +120,7 @@ impl SinkReport {
 /// Receives on queue 0 of `o.iface` as `o.addr` (ARP answered, every TCP segment to it steered here) and counts,
 /// until `stop` or `duration`. Busy-polls: it is meant to have a core of its own. `counted` is updated live.
 pub fn sink(o: &XdpOptions, duration: Duration, stop: &AtomicBool, counted: &AtomicU64) -> anyhow::Result<SinkReport> {
-    let mut setup = XdpSetup::new(o, 1)?;
-    let (_, mut dp) = setup.datapaths.pop().expect("one queue");
+    let (host, mut dp) = o.single()?;
     let clock = Instant::now();
     let mut report = SinkReport::default();
     let (mut first, mut last) = (None::<Instant>, clock);
@@ -151,7 +151,7 @@ pub fn sink(o: &XdpOptions, duration: Duration, stop: &AtomicBool, counted: &Ato
         }
     }
     report.seconds = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
-    setup.detach(&o.queue_list(1));
+    host.finish();
     Ok(report)
 }
 

@@ -16,6 +16,7 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 pub mod ceiling;
+pub mod controller;
 pub mod engine_app;
 pub mod gen;
 pub mod hgrm;

@@ -1,6 +1,7 @@
 //! A hand-written SVG chart of latency by percentile, the way HdrHistogram's plotter draws it: the x axis is
 //! logarithmic in 1/(1-percentile), from 0 % to 99.999 %, so the tail gets as much room as the body; the y axis is
-//! linear latency. Several series (say xdptcp and Linux) share one chart.
+//! latency, linear or ([`LatencyAxis::Log`]) logarithmic, so a 7 µs median and a 10 ms tail are both readable.
+//! Several series (say xdptcp and Linux) share one chart.
 
 use std::fmt::Write;
 
@@ -15,6 +16,16 @@ const BOTTOM: f64 = 64.0;
 /// Decades of 1/(1-p) on the x axis: 10^5 is 99.999 %.
 const DECADES: f64 = 5.0;
 const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+
+/// How latency is drawn on the y axis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LatencyAxis {
+    /// From zero, evenly spaced ticks.
+    #[default]
+    Linear,
+    /// Whole decades (1 µs, 10 µs, 100 µs, ...) evenly spaced, covering every plotted value.
+    Log,
+}
 
 /// One line of the chart.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,15 +90,43 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
-/// The whole chart as an SVG document.
+/// The decades a logarithmic axis spans for values from `min_ns` to `max_ns`: (lowest, highest) powers of ten in
+/// ns, at least one decade apart (values below 1 ns count as 1 ns).
+pub fn log_decades(min_ns: u64, max_ns: u64) -> (i32, i32) {
+    let lo = (min_ns.max(1) as f64).log10().floor() as i32;
+    let hi = (max_ns.max(1) as f64).log10().ceil() as i32;
+    (lo, hi.max(lo + 1))
+}
+
+/// A latency with the unit that suits it (`10 µs`, `1 ms`).
+fn fmt_latency(ns: f64) -> String {
+    let (unit, per) =
+        [("s", 1e9), ("ms", 1e6), ("µs", 1e3)].into_iter().find(|(_, per)| ns >= *per).unwrap_or(("ns", 1.0));
+    format!("{} {unit}", fmt_tick(ns / per))
+}
+
+/// The whole chart as an SVG document, latency on a linear axis.
 pub fn render(title: &str, series: &[Series]) -> String {
+    render_with(title, series, LatencyAxis::Linear)
+}
+
+/// The whole chart as an SVG document, latency on the axis asked for.
+pub fn render_with(title: &str, series: &[Series], axis: LatencyAxis) -> String {
     let pw = WIDTH - LEFT - RIGHT;
     let ph = HEIGHT - TOP - BOTTOM;
-    let max_ns = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).max().unwrap_or(0) as f64;
+    let values = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let max_ns = values().max().unwrap_or(0) as f64;
     let (unit, per) = unit_for(max_ns);
     let (step, top) = nice_axis(max_ns / per, 6);
+    let (lo, hi) = log_decades(values().min().unwrap_or(1), max_ns as u64);
     let x_of = |q: f64| LEFT + x_fraction(q) * pw;
-    let y_of = |ns: u64| TOP + ph - (ns as f64 / per / top).min(1.0) * ph;
+    let y_of = |ns: u64| match axis {
+        LatencyAxis::Linear => TOP + ph - (ns as f64 / per / top).min(1.0) * ph,
+        LatencyAxis::Log => {
+            let f = ((ns.max(1) as f64).log10() - lo as f64) / (hi - lo) as f64;
+            TOP + ph - f.clamp(0.0, 1.0) * ph
+        }
+    };
 
     let mut s = String::new();
     let _ = writeln!(
@@ -98,14 +137,39 @@ pub fn render(title: &str, series: &[Series]) -> String {
     let _ =
         writeln!(s, r#"<text x="{}" y="24" text-anchor="middle" font-size="16">{}</text>"#, WIDTH / 2.0, escape(title));
     // Grid and y ticks.
-    let mut v = 0.0;
-    while v <= top + step / 2.0 {
-        let y = TOP + ph - v / top * ph;
-        let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##, LEFT + pw);
-        let _ =
-            writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 6.0, y + 4.0, fmt_tick(v));
-        v += step;
+    let mut ticks: Vec<(f64, String)> = Vec::new();
+    match axis {
+        LatencyAxis::Linear => {
+            let mut v = 0.0;
+            while v <= top + step / 2.0 {
+                ticks.push((TOP + ph - v / top * ph, fmt_tick(v)));
+                v += step;
+            }
+        }
+        LatencyAxis::Log => {
+            for d in lo..=hi {
+                let ns = 10f64.powi(d);
+                ticks.push((y_of(ns as u64), fmt_latency(ns)));
+                // Unlabelled lines at 2 and 5 times the decade, to read values between the labels.
+                for m in [2.0, 5.0].into_iter().filter(|_| d < hi) {
+                    let y = y_of((m * ns) as u64);
+                    let _ = writeln!(
+                        s,
+                        r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#f0f0f0"/>"##,
+                        LEFT + pw
+                    );
+                }
+            }
+        }
     }
+    for (y, label) in &ticks {
+        let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##, LEFT + pw);
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"#, LEFT - 6.0, y + 4.0);
+    }
+    let y_title = match axis {
+        LatencyAxis::Linear => format!("Latency ({unit})"),
+        LatencyAxis::Log => "Latency (log scale)".to_string(),
+    };
     // x ticks: 0 %, 90 %, 99 %, ... 99.999 %.
     for (d, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"].iter().enumerate() {
         let x = LEFT + d as f64 / DECADES * pw;
@@ -121,7 +185,7 @@ pub fn render(title: &str, series: &[Series]) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">Latency ({unit})</text>"#,
+        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">{y_title}</text>"#,
         TOP + ph / 2.0,
         TOP + ph / 2.0
     );
@@ -192,6 +256,38 @@ mod tests {
                 assert!((TOP..=HEIGHT - BOTTOM).contains(&y), "y {y}");
             }
         }
+    }
+
+    #[test]
+    fn log_axis_spreads_a_microsecond_median_and_a_millisecond_tail() {
+        assert_eq!(log_decades(7_000, 10_000_000), (3, 7));
+        assert_eq!(log_decades(0, 0), (0, 1));
+        assert_eq!(log_decades(1000, 1000), (3, 4), "at least one decade");
+        // 7 µs and 22 µs medians under a 10 ms tail: on the linear axis both sit within 1 % of the plot height
+        // from the zero line; on the log axis they are apart and well above it.
+        let series = vec![
+            Series { name: "xdptcp".into(), points: vec![(0.0, 7_000), (0.5, 7_000), (0.99999, 10_000_000)] },
+            Series { name: "linux".into(), points: vec![(0.0, 22_000), (0.5, 22_000), (0.99999, 10_000_000)] },
+        ];
+        let medians = |svg: &str| -> Vec<f64> {
+            svg.lines()
+                .filter(|l| l.starts_with("<polyline"))
+                .map(|l| l.split("points=\"").nth(1).unwrap().split(' ').nth(1).unwrap())
+                .map(|p| p.split_once(',').unwrap().1.parse::<f64>().unwrap())
+                .collect()
+        };
+        let ph = HEIGHT - TOP - BOTTOM;
+        let floor = HEIGHT - BOTTOM;
+        let linear = medians(&render_with("t", &series, LatencyAxis::Linear));
+        assert!(linear.iter().all(|y| floor - y < 0.01 * ph), "{linear:?}");
+        let svg = render_with("t", &series, LatencyAxis::Log);
+        let log = medians(&svg);
+        assert!(log.iter().all(|y| floor - y > 0.1 * ph), "{log:?}");
+        assert!(log[0] - log[1] > 0.1 * ph, "22 µs is drawn clearly above 7 µs: {log:?}");
+        for label in [">1 µs<", ">10 µs<", ">100 µs<", ">1 ms<", ">10 ms<"] {
+            assert!(svg.contains(label), "{label} tick");
+        }
+        assert!(svg.contains("Latency (log scale)"));
     }
 
     #[test]

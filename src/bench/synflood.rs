@@ -15,8 +15,9 @@ use std::time::Duration;
 use anyhow::bail;
 use rand::{Rng, SeedableRng};
 
-use super::xdp::{XdpOptions, XdpSetup};
-use crate::cli::lab::{PREFIX_LEN, SERVER_ADDR};
+use super::xdp::XdpOptions;
+use crate::host::Host;
+use crate::lab::{PREFIX_LEN, SERVER_ADDR};
 use crate::tcp::PacketSink;
 use crate::wire::{IpProtocol, Ipv4Repr, SeqNum, TcpFlags, TcpOptions, TcpRepr};
 
@@ -129,10 +130,10 @@ pub fn run(
     sent: &AtomicU64,
 ) -> anyhow::Result<FloodReport> {
     let pool = std::cell::OnceCell::new();
-    let mut prepare = |setup: &XdpSetup, avoid: &[Ipv4Addr]| {
-        let p = spoof_pool(setup.addr, setup.prefix_len, avoid);
+    let mut prepare = |host: &Host, avoid: &[Ipv4Addr]| {
+        let p = spoof_pool(host.addr(), host.prefix_len, avoid);
         if p.is_empty() {
-            bail!("no spare addresses on {}/{} to spoof", setup.addr, setup.prefix_len);
+            bail!("no spare addresses on {}/{} to spoof", host.addr(), host.prefix_len);
         }
         let _ = pool.set(p);
         Ok(())
@@ -148,7 +149,7 @@ pub fn run(
 /// Writes an IPv4 packet into the frame it is given (`None`: drop it), with a fresh IP ident.
 pub type FrameWriter<'a> = dyn FnMut(&mut [u8], &mut rand_xoshiro::Xoshiro256PlusPlus, u16) -> Option<usize> + 'a;
 /// Called once the client is set up, with the addresses in use (ours, the gateway, the kernel's).
-pub type BlastSetup<'a> = dyn FnMut(&XdpSetup, &[Ipv4Addr]) -> anyhow::Result<()> + 'a;
+pub type BlastSetup<'a> = dyn FnMut(&Host, &[Ipv4Addr]) -> anyhow::Result<()> + 'a;
 
 /// Raw frames from `write` at `rate` per second (0: as fast as the tx ring takes them) for `duration` or until
 /// `stop`, through the datapath's ARP and next-hop logic. One worker on queue 0; `sent` is updated live.
@@ -161,15 +162,12 @@ pub fn blast(
     prepare: &mut BlastSetup,
     write: &mut FrameWriter,
 ) -> anyhow::Result<FloodReport> {
-    let mut setup = XdpSetup::new(o, 1)?;
-    let (_, mut dp) = setup.datapaths.pop().expect("one queue");
-    let mut avoid = setup.iface.kernel_ipv4_addrs()?;
-    avoid.extend_from_slice(&setup.addrs);
+    let (host, mut dp) = o.single()?;
+    let mut avoid = host.iface.kernel_ipv4_addrs()?;
+    avoid.extend_from_slice(&host.addrs);
     avoid.extend(o.gateway);
-    if let Err(e) = prepare(&setup, &avoid) {
-        setup.detach(&o.queue_list(1));
-        return Err(e);
-    }
+    // On error, dropping the host detaches the program.
+    prepare(&host, &avoid)?;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::from_entropy();
     let clock = std::time::Instant::now();
     let mut report = FloodReport::default();
@@ -221,7 +219,7 @@ pub fn blast(
         std::thread::sleep(Duration::from_micros(200));
     }
     report.seconds = clock.elapsed().as_secs_f64();
-    setup.detach(&o.queue_list(1));
+    host.finish();
     Ok(report)
 }
 

@@ -40,6 +40,8 @@ const RESTART: bool = false;
 pub enum ConfigError {
     #[error("unknown setting `{name}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
     UnknownName { name: String, suggestion: Option<String> },
+    #[error("unknown setting `{name}`: {why}")]
+    Removed { name: String, why: &'static str },
     #[error("{name}: cannot parse `{value}`: expected {expected}")]
     Parse { name: &'static str, value: String, expected: String },
     #[error("{name} = {value} is out of range (allowed: {allowed})")]
@@ -559,11 +561,21 @@ fn unquote(text: &str) -> &str {
     text
 }
 
+/// Settings Linux removed, and what to use instead (operators meet them in older tuning notes).
+const REMOVED: &[(&str, &str)] = &[(
+    "tcp_tw_recycle",
+    "removed in Linux 4.12 because it broke clients behind NAT (PAWS timestamps compared per host, not per \
+     connection); `tcp_tw_reuse` is the safe way to reuse TIME_WAIT tuples for active opens",
+)];
+
 /// Finds a knob by bare, dotted or slashed sysctl name; an unknown name gets the closest known one as suggestion.
 fn knob(name: &str) -> Result<&'static Knob, ConfigError> {
     let normalized = name.trim().replace('/', ".");
     let (namespace, bare) = normalized.rsplit_once('.').unwrap_or(("", &normalized));
     let unknown = |suggestion| ConfigError::UnknownName { name: name.trim().to_string(), suggestion };
+    if let Some((_, why)) = REMOVED.iter().find(|(removed, _)| *removed == bare) {
+        return Err(ConfigError::Removed { name: name.trim().to_string(), why });
+    }
     if let Some(k) = KNOBS.iter().find(|k| k.name == bare) {
         return if namespace.is_empty() || namespace == k.namespace {
             Ok(k)
@@ -715,6 +727,14 @@ mod tests {
         assert!(err.to_string().contains("tcp_keepalive_time"), "{err}");
         let err = c.set("completely_unrelated", "1").unwrap_err();
         assert_eq!(err.to_string(), "unknown setting `completely_unrelated`");
+        // Removed from Linux: say so, rather than suggest the neighbour with the opposite safety record.
+        let err = c.set("net.ipv4.tcp_tw_recycle", "1").unwrap_err();
+        assert!(matches!(err, ConfigError::Removed { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("removed in Linux 4.12") && text.contains("NAT") && text.contains("tcp_tw_reuse"),
+            "{text}"
+        );
         assert_eq!(Config::describe("nope"), "");
         assert!(!Config::is_runtime_settable("nope"));
     }

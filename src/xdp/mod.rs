@@ -17,4 +17,6 @@ pub use iface::Interface;
 pub use loader::{SteerStats, XdpMode, XdpProgram};
 pub use pool::FramePool;
 pub use raw::RawRings;
-pub use ring::{AnyRings, BusyPoll, Desc, KernelStats, RingConfig, RingsKind, XskBind, XskRings, XskRsRings};
+pub use ring::{
+    set_busy_poll, AnyRings, BusyPoll, Desc, KernelStats, RingConfig, RingsKind, XskBind, XskRings, XskRsRings,
+};

@@ -48,11 +48,11 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
 }
 
 /// Runs the Python echo client in the lab's client namespace; returns (success, its JSON line).
-pub fn echo_client(lab: &xdptcp::cli::lab::Lab, args: &[&str]) -> (bool, String) {
+pub fn echo_client(lab: &xdptcp::lab::Lab, args: &[&str]) -> (bool, String) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/echo_client.py");
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.client_ns(), "python3", script, "--host"])
-        .arg(xdptcp::cli::lab::SERVER_ADDR.to_string())
+        .arg(xdptcp::lab::SERVER_ADDR.to_string())
         .args(args)
         .output()
         .expect("running the echo client");
@@ -62,8 +62,9 @@ pub fn echo_client(lab: &xdptcp::cli::lab::Lab, args: &[&str]) -> (bool, String)
 }
 
 /// Starts `xdptcp serve` in the lab with `extra` arguments; the returned guard stops it.
-pub fn serve(lab: &xdptcp::cli::lab::Lab, extra: &[&str]) -> xdptcp::cli::demo::ServerProcess {
-    xdptcp::cli::demo::ServerProcess::start(lab, xdptcp_bin(), extra).expect("xdptcp serve")
+pub fn serve<S: AsRef<str>>(lab: &xdptcp::lab::Lab, extra: &[S]) -> xdptcp::lab::ServerProcess {
+    let extra: Vec<&str> = extra.iter().map(AsRef::as_ref).collect();
+    xdptcp::lab::ServerProcess::start(lab, xdptcp_bin(), &extra).expect("xdptcp serve")
 }
 
 /// An `xdptcp` subcommand (e.g. `bench server`, `bench sink`) run in namespace `ns`: started and waited for until
@@ -73,7 +74,7 @@ pub struct NsProcess(std::process::Child);
 impl NsProcess {
     pub fn start(ns: &str, args: &[&str]) -> NsProcess {
         use std::process::Stdio;
-        let mut child = xdptcp::cli::lab::Lab::command_in(ns, xdptcp_bin().to_str().unwrap())
+        let mut child = xdptcp::lab::Lab::command_in(ns, xdptcp_bin().to_str().unwrap())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -121,5 +122,25 @@ impl Drop for NsProcess {
         if let Ok(None) = self.0.try_wait() {
             self.terminate();
         }
+    }
+}
+
+/// Where the server's application logic runs: the two models `xdptcp serve` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// Callbacks on the worker threads (the default).
+    Callbacks,
+    /// `--app-threads N`: on threads of its own behind the lock-free bridge.
+    AppThreads(usize),
+}
+
+impl Model {
+    /// `serve` arguments for this model: `base` plus the model's flag.
+    pub fn args(self, base: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        if let Model::AppThreads(n) = self {
+            v.extend(["--app-threads".to_string(), n.to_string()]);
+        }
+        v
     }
 }

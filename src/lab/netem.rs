@@ -23,10 +23,13 @@ use rand::{Rng, SeedableRng};
 pub struct Impairment {
     /// Probability of dropping a frame, 0..=1.
     pub loss: f64,
+    /// Added to every frame's forwarding time.
     pub delay: Duration,
+    /// Up to this much more or less than `delay`, uniformly.
     pub jitter: Duration,
     /// Probability that a frame skips the delay (netem's `reorder`), 0..=1.
     pub reorder: f64,
+    /// Probability of sending a frame twice, 0..=1.
     pub duplicate: f64,
     /// Frames held at most; beyond this, new frames are dropped (netem's `limit`, default 1000).
     pub limit: usize,
@@ -125,11 +128,12 @@ struct Port {
 impl Port {
     fn open(name: &str, addr: Ipv4Addr, prefix: u8) -> anyhow::Result<Port> {
         let cname = std::ffi::CString::new(name)?;
-        // SAFETY: plain libc calls with valid arguments; the fd is owned right away.
+        // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
         let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
         if ifindex == 0 {
             bail!("no interface {name}");
         }
+        // SAFETY: socket(2) takes no pointers; the returned fd is checked and owned right below.
         let raw = unsafe {
             libc::socket(
                 libc::AF_PACKET,
@@ -140,11 +144,14 @@ impl Port {
         if raw < 0 {
             return Err(io::Error::last_os_error()).context("AF_PACKET socket");
         }
+        // SAFETY: `raw` is a freshly created, valid fd that nothing else owns or closes.
         let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        // SAFETY: sockaddr_ll is a plain C struct for which all-zero bytes are a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = ETH_P_ALL.to_be();
         sll.sll_ifindex = ifindex as i32;
+        // SAFETY: `sll` is a valid sockaddr_ll and the length passed is its size; `raw` is an open socket.
         let rc = unsafe {
             libc::bind(raw, &sll as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
         };
@@ -154,6 +161,7 @@ impl Port {
         let one: libc::c_int = 1;
         let big: libc::c_int = 8 << 20;
         // Best effort: not seeing our own transmissions saves work; a big buffer rides out bursts.
+        // SAFETY: each option value points to a live c_int and the length passed (4) is its size.
         unsafe {
             libc::setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one as *const _ as *const _, 4);
             libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &big as *const _ as *const _, 4);
