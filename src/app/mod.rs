@@ -59,6 +59,17 @@ pub enum AppSpec {
     Discard,
     /// Answers every HTTP/1.x request with a small fixed body; keep-alive, pipelining.
     Http,
+    /// `xdptcp proxy`: relays each client connection to a backend ([`crate::proxy::Relay`]); worker callbacks only.
+    Proxy(Box<ProxySpec>),
+}
+
+/// What the proxy app needs: its configuration and the stack's address (backend connects leave from it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySpec {
+    /// Frontends and their backend pools.
+    pub config: crate::proxy::ProxyConfig,
+    /// The stack's own address.
+    pub local_ip: std::net::Ipv4Addr,
 }
 
 impl AppSpec {
@@ -68,6 +79,7 @@ impl AppSpec {
             AppSpec::Echo { .. } => "echo",
             AppSpec::Discard => "discard",
             AppSpec::Http => "http",
+            AppSpec::Proxy(_) => "proxy",
         }
     }
 
@@ -77,6 +89,8 @@ impl AppSpec {
             AppSpec::Echo { abort_after } => Box::new(echo::Echo::new(*abort_after)),
             AppSpec::Discard => Box::new(discard::Discard::default()),
             AppSpec::Http => Box::new(http::Http::default()),
+            // Its first health checks start on the first tick.
+            AppSpec::Proxy(p) => Box::new(crate::proxy::Relay::new(&p.config, p.local_ip, Instant::ZERO)),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod capture;
 pub mod demo;
 pub mod lab;
 pub mod log;
+pub mod proxy;
 pub mod serve;
 pub mod sim;
 pub mod ss;
@@ -34,6 +35,9 @@ enum Command {
     Demo(demo::Args),
     /// Serve an application (echo, discard, http) on an interface over AF_XDP.
     Serve(serve::Args),
+    /// Run the L4 load balancer / TCP proxy: listen ports relayed to backend pools (see README "Proxy / load
+    /// balancer").
+    Proxy(proxy::Args),
     /// Create, inspect or remove the embedded veth lab (network namespaces).
     Lab(lab::Args),
     /// Run two engines against each other in the deterministic network simulator.
@@ -66,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Proxy(a) => proxy::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Sim(a) => sim::run(a),
         Command::Stat(a) => stat::run(a),

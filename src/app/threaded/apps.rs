@@ -133,6 +133,8 @@ pub fn serve(hub: &Arc<Hub>, spec: &AppSpec) -> u64 {
         AppSpec::Echo { .. } => event_loop::<Echo>(hub, spec),
         AppSpec::Discard => event_loop::<Discard>(hub, spec),
         AppSpec::Http => event_loop::<Http>(hub, spec),
+        // The proxy pairs connections inside one worker's engine; `xdptcp proxy` never asks for app threads.
+        AppSpec::Proxy(_) => 0,
     }
 }
 
