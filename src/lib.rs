@@ -15,7 +15,6 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-#[allow(unsafe_code)] // temporary: the byte rings' buffers and the connection binding move behind safe APIs
 pub mod app;
 #[allow(unsafe_code)] // temporary: call sites move to sys after the host merge
 pub mod bench;
@@ -23,6 +22,7 @@ pub mod bench;
 pub mod cli;
 pub mod control;
 pub mod host;
+#[allow(unsafe_code)] // temporary: call sites move to sys after the host merge
 pub mod lab;
 pub mod sim;
 pub mod stack;
@@ -32,7 +32,6 @@ pub mod tcp;
 pub mod time;
 pub mod timer;
 pub mod wire;
-#[allow(unsafe_code)] // temporary: frame access through `XskRings::frame` is an unsafe contract (frame ownership)
 pub mod worker;
 #[allow(unsafe_code)]
 pub mod xdp;

@@ -184,6 +184,11 @@ impl<R: XskRings> Datapath<R> {
     pub fn rings(&self) -> &R {
         &self.rings
     }
+    /// The IPv4 packet of `len` bytes written into the frame lent by `buffer()`, before `commit` takes it.
+    pub fn lent_packet(&self, len: usize) -> Option<&[u8]> {
+        self.rings.frame(self.lent?, ETH_HEADER_LEN + len).get(ETH_HEADER_LEN..)
+    }
+
     pub fn rings_mut(&mut self) -> &mut R {
         &mut self.rings
     }
@@ -268,8 +273,7 @@ impl<R: XskRings> Datapath<R> {
     }
 
     fn receive_one(&mut self, now: Instant, d: Desc, deliver: &mut dyn FnMut(Instant, &[u8])) {
-        // SAFETY: the frame came out of the rx ring; the worker owns it until it is returned to the pool.
-        let frame = unsafe { self.rings.frame(d.addr, d.len as usize) };
+        let frame = self.rings.frame(d.addr, d.len as usize);
         let Ok((eth, offset)) = EthernetRepr::parse(frame) else {
             self.counters.inc(Counter::RxMalformed);
             return;
@@ -395,8 +399,7 @@ impl<R: XskRings> Datapath<R> {
             ident: self.ip_ident,
             dont_fragment: true,
         };
-        // SAFETY: the frame was just taken from the pool; the worker owns it.
-        let buf = unsafe { self.rings.frame_mut(addr, ETH_HEADER_LEN + total) };
+        let buf = self.rings.frame_mut(addr, ETH_HEADER_LEN + total);
         let emitted = header
             .emit(&mut buf[ETH_HEADER_LEN..])
             .and_then(|_| reply.emit(&mut buf[ETH_HEADER_LEN + Ipv4Repr::HEADER_LEN..]));
@@ -431,8 +434,7 @@ impl<R: XskRings> Datapath<R> {
         };
         // The minimum Ethernet frame (without FCS); the tail is zero padding.
         let len = MIN_FRAME_LEN;
-        // SAFETY: the frame was just taken from the pool; the worker owns it.
-        let buf = unsafe { self.rings.frame_mut(addr, len) };
+        let buf = self.rings.frame_mut(addr, len);
         buf.fill(0);
         let eth = EthernetRepr {
             src: EthernetAddress(self.net.mac),
@@ -466,8 +468,7 @@ impl<R: XskRings> Datapath<R> {
     }
 
     fn address_and_queue(&mut self, d: Desc, mac: Mac) {
-        // SAFETY: the frame is owned by the worker (lent, queued for ARP, or just written).
-        let buf = unsafe { self.rings.frame_mut(d.addr, ETH_HEADER_LEN) };
+        let buf = self.rings.frame_mut(d.addr, ETH_HEADER_LEN);
         let eth = EthernetRepr {
             src: EthernetAddress(self.net.mac),
             dst: EthernetAddress(mac),
@@ -566,9 +567,8 @@ impl<R: XskRings> PacketSink for Datapath<R> {
             }
         };
         let len = self.net.mtu + ETH_HEADER_LEN;
-        // SAFETY: the frame was taken from the pool and is lent to the engine until commit.
-        let frame = unsafe { self.rings.frame_mut(addr, len) };
-        Some(&mut frame[ETH_HEADER_LEN..])
+        let frame = self.rings.frame_mut(addr, len);
+        frame.get_mut(ETH_HEADER_LEN..)
     }
 
     fn commit(&mut self, len: usize) {
@@ -577,8 +577,7 @@ impl<R: XskRings> PacketSink for Datapath<R> {
             self.pool.put(addr);
             return;
         }
-        // SAFETY: the lent frame is still owned by the worker.
-        let frame = unsafe { self.rings.frame(addr, ETH_HEADER_LEN + Ipv4Repr::HEADER_LEN) };
+        let frame = self.rings.frame(addr, ETH_HEADER_LEN + Ipv4Repr::HEADER_LEN);
         let Some(dst) =
             frame.get(ETH_HEADER_LEN + 16..ETH_HEADER_LEN + 20).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
         else {
