@@ -6,6 +6,7 @@ use super::{accept_all, App, READ_CHUNK};
 use crate::tcp::{ConnId, Engine, Error, Event};
 use crate::time::Instant;
 
+/// The discard app (RFC 863 over TCP): reads and drops everything, closes when the peer does.
 #[derive(Default)]
 pub struct Discard {
     conns: HashSet<ConnId>,

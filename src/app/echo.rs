@@ -17,6 +17,7 @@ struct Conn {
     received: u64,
 }
 
+/// The echo app (RFC 862 over TCP), one per worker.
 pub struct Echo {
     conns: HashMap<ConnId, Conn>,
     abort_after: Option<u64>,
@@ -25,6 +26,7 @@ pub struct Echo {
 }
 
 impl Echo {
+    /// An echo app; `abort_after`: reset each connection once that many bytes were received.
     pub fn new(abort_after: Option<u64>) -> Echo {
         Echo { conns: HashMap::new(), abort_after, buf: vec![0; READ_CHUNK], shutting_down: false }
     }

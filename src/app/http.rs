@@ -25,7 +25,16 @@ pub enum Parse {
     Incomplete,
     /// A complete request head of `consumed` bytes, followed by `body` bytes of body (read and dropped as they
     /// arrive, never buffered whole).
-    Request { consumed: usize, body: usize, keep_alive: bool, head_only: bool },
+    Request {
+        /// Bytes of the request head.
+        consumed: usize,
+        /// Bytes of body that follow it.
+        body: usize,
+        /// Whether the connection stays open after the response.
+        keep_alive: bool,
+        /// A HEAD request: the response has no body.
+        head_only: bool,
+    },
     /// A malformed or unsupported request: answer with this status and close.
     Bad(u16),
 }
@@ -124,9 +133,11 @@ pub fn write_response(out: &mut Vec<u8>, status: u16, keep_alive: bool, head_onl
 /// `threaded::apps`): what was read, the responses not yet written, and when to close.
 #[derive(Default)]
 pub struct Session {
+    /// Received, not yet parsed.
     pub input: Vec<u8>,
     /// Body bytes of the current request still to drop before the next request starts.
     skip: usize,
+    /// Responses not yet written.
     pub out: Vec<u8>,
     /// Bytes of `out` already written.
     pub sent: usize,
@@ -170,6 +181,7 @@ impl Session {
     }
 }
 
+/// The HTTP app: a small fixed body for every HTTP/1.x request; keep-alive and pipelining.
 #[derive(Default)]
 pub struct Http {
     conns: HashMap<ConnId, Session>,

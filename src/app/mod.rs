@@ -46,7 +46,10 @@ pub trait App: Send {
 pub enum AppSpec {
     /// Sends back every byte; half-close aware. `abort_after`: reset the connection (RST) once that many bytes
     /// were received (to exercise ECONNRESET in peers).
-    Echo { abort_after: Option<u64> },
+    Echo {
+        /// Reset after this many bytes received (`None`: never).
+        abort_after: Option<u64>,
+    },
     /// Reads and drops everything; closes when the peer does.
     Discard,
     /// Answers every HTTP/1.x request with a small fixed body; keep-alive, pipelining.
@@ -54,6 +57,7 @@ pub enum AppSpec {
 }
 
 impl AppSpec {
+    /// Its name on the command line (`--app NAME`).
     pub fn name(&self) -> &'static str {
         match self {
             AppSpec::Echo { .. } => "echo",

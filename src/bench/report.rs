@@ -1,5 +1,5 @@
 //! The run report: a wrk-style text summary and a JSON document with every figure. Pure functions of the merged
-//! [`WorkerStats`](super::stats::WorkerStats) and a few facts about the run.
+//! [`super::stats::WorkerStats`] and a few facts about the run.
 
 use std::fmt::Write;
 

@@ -51,8 +51,11 @@ pub const PREFIX_LEN: u8 = 24;
 
 /// Interface names inside the namespaces (short enough for IFNAMSIZ whatever the lab name).
 pub const SERVER_IF: &str = "xs0";
+/// The router's interface on the server subnet.
 pub const ROUTER_SERVER_IF: &str = "rs0";
+/// The router's interface on the client subnet.
 pub const ROUTER_CLIENT_IF: &str = "rc0";
+/// The client namespace's interface.
 pub const CLIENT_IF: &str = "xc0";
 
 /// Lab names become namespace-name prefixes: keep them to a safe alphabet and length.
@@ -107,15 +110,19 @@ impl Lab {
         Ok(lab)
     }
 
+    /// The lab's name (the prefix of its namespaces).
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The server namespace, `NAME-srv`.
     pub fn server_ns(&self) -> String {
         format!("{}-srv", self.name)
     }
+    /// The router namespace, `NAME-rtr`.
     pub fn router_ns(&self) -> String {
         format!("{}-rtr", self.name)
     }
+    /// The client namespace, `NAME-cli`.
     pub fn client_ns(&self) -> String {
         format!("{}-cli", self.name)
     }
@@ -309,13 +316,16 @@ impl Lab {
 /// Removes its lab when dropped, also during a panic unwind.
 #[derive(Debug)]
 pub struct LabGuard {
+    /// The lab it removes.
     pub lab: Lab,
 }
 
 impl LabGuard {
+    /// Brings up lab `name` with one queue (see [`Lab::up`]).
     pub fn up(name: &str, impair: Option<&str>, exe: &Path) -> anyhow::Result<LabGuard> {
         Ok(LabGuard { lab: Lab::up(name, impair, exe)? })
     }
+    /// Brings up lab `name` with `queues` queues on the server-side veth pair (see [`Lab::up_with`]).
     pub fn up_with(name: &str, impair: Option<&str>, exe: &Path, queues: u32) -> anyhow::Result<LabGuard> {
         Ok(LabGuard { lab: Lab::up_with(name, impair, exe, queues)? })
     }

@@ -23,10 +23,13 @@ use rand::{Rng, SeedableRng};
 pub struct Impairment {
     /// Probability of dropping a frame, 0..=1.
     pub loss: f64,
+    /// Added to every frame's forwarding time.
     pub delay: Duration,
+    /// Up to this much more or less than `delay`, uniformly.
     pub jitter: Duration,
     /// Probability that a frame skips the delay (netem's `reorder`), 0..=1.
     pub reorder: f64,
+    /// Probability of sending a frame twice, 0..=1.
     pub duplicate: f64,
     /// Frames held at most; beyond this, new frames are dropped (netem's `limit`, default 1000).
     pub limit: usize,

