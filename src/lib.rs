@@ -30,7 +30,6 @@
 
 pub mod app;
 pub mod host;
-#[allow(unsafe_code)] // temporary: call sites move to sys after the host merge
 pub mod lab;
 // Rustdoc on every public item is enforced module by module; these still have undocumented items.
 #[allow(missing_docs)]
