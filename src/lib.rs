@@ -36,7 +36,6 @@ pub mod lab;
 #[allow(unsafe_code)] // temporary: call sites move to sys after the host merge
 pub mod bench;
 #[allow(missing_docs)]
-#[allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // temporary: call sites move to sys after the host merge
 pub mod cli;
 #[allow(missing_docs)]
 pub mod control;
