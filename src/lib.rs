@@ -29,19 +29,16 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
-#[allow(unsafe_code)] // temporary: the byte rings' buffers and the connection binding move behind safe APIs
 pub mod app;
 // Rustdoc on every public item is enforced module by module; these still have undocumented items.
 #[allow(missing_docs)]
 #[allow(unsafe_code)] // temporary: call sites move to sys after the host merge
 pub mod bench;
 #[allow(missing_docs)]
-#[allow(unsafe_code, clippy::undocumented_unsafe_blocks)] // temporary: call sites move to sys after the host merge
 pub mod cli;
 #[allow(missing_docs)]
 pub mod control;
 pub mod host;
-#[allow(unsafe_code)] // temporary: call sites move to sys after the host merge
 pub mod lab;
 #[allow(missing_docs)]
 pub mod proxy;
@@ -63,7 +60,6 @@ pub mod timer;
 #[allow(missing_docs)]
 pub mod wire;
 #[allow(missing_docs)]
-#[allow(unsafe_code)] // temporary: frame access through `XskRings::frame` is an unsafe contract (frame ownership)
 pub mod worker;
 #[allow(missing_docs)]
 #[allow(unsafe_code)]

@@ -59,13 +59,7 @@ fn read(path: impl AsRef<Path>) -> Option<String> {
 }
 
 fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
+    crate::sys::clock_ticks_per_second().max(1) as f64
 }
 
 /// Resident set of a process (`None` if it is gone).
@@ -99,17 +93,7 @@ pub fn kernel_time_wait() -> Option<u64> {
 
 /// Raises the open-file limit to its hard maximum (thousands of sockets need thousands of descriptors).
 pub fn raise_fd_limit() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur
+    crate::sys::raise_nofile_limit()
 }
 
 /// CPU and memory samples of a set of processes, to diff over a window.

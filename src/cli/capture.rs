@@ -9,6 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -40,30 +41,14 @@ pub struct Args {
     pub expression: Vec<String>,
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction with a plain handler that only stores to an atomic is a valid disposition.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    install_signal_handlers();
+    // SIGINT / SIGTERM end the capture cleanly (the pcap file is flushed).
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, interrupted.clone())?;
+    }
     let summary =
-        capture(&args, Some(Box::new(|| INTERRUPTED.load(Ordering::Relaxed))), &mut |line| eprintln!("{line}"))?;
+        capture(&args, Some(Box::new(move || interrupted.load(Ordering::Relaxed))), &mut |line| eprintln!("{line}"))?;
     eprintln!("{} packets captured", summary.written);
     eprintln!("{} packets received by filter", summary.matched);
     eprintln!("{} packets dropped by ring", summary.dropped);

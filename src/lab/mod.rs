@@ -235,8 +235,10 @@ impl Lab {
         if !(cmdline.contains("netem-router") && cmdline.contains(&format!(" {} ", self.name))) {
             return;
         }
-        // SAFETY: plain kill(2) of a process we started and just identified.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // A negative or zero pid (a process group) is refused by the wrapper.
+        if let Ok(p) = u32::try_from(pid) {
+            let _ = crate::sys::kill(p, libc::SIGTERM);
+        }
         let deadline = Instant::now() + Duration::from_secs(2);
         while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
             // A zombie still has a /proc entry: the reaper thread (if it is ours) collects it shortly.

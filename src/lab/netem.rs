@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rand::{Rng, SeedableRng};
 
+use crate::sys::packet::PacketSocket;
+
 /// netem-like impairment parameters, parsed from netem's own syntax.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Impairment {
@@ -108,15 +110,13 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_micros((v * mult_us) as u64))
 }
 
-const ETH_P_ALL: u16 = 0x0003;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 /// One router interface: its AF_PACKET socket, addresses and the neighbours seen on it.
 struct Port {
     name: String,
-    fd: std::os::fd::OwnedFd,
+    sock: PacketSocket,
     mac: [u8; 6],
     addr: Ipv4Addr,
     prefix: u8,
@@ -127,49 +127,19 @@ struct Port {
 
 impl Port {
     fn open(name: &str, addr: Ipv4Addr, prefix: u8) -> anyhow::Result<Port> {
-        let cname = std::ffi::CString::new(name)?;
-        // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            bail!("no interface {name}");
-        }
-        // SAFETY: socket(2) takes no pointers; the returned fd is checked and owned right below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                ETH_P_ALL.to_be() as i32,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error()).context("AF_PACKET socket");
-        }
-        // SAFETY: `raw` is a freshly created, valid fd that nothing else owns or closes.
-        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-        // SAFETY: sockaddr_ll is a plain C struct for which all-zero bytes are a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_ALL.to_be();
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: `sll` is a valid sockaddr_ll and the length passed is its size; `raw` is an open socket.
-        let rc = unsafe {
-            libc::bind(raw, &sll as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error()).with_context(|| format!("binding to {name}"));
-        }
-        let one: libc::c_int = 1;
-        let big: libc::c_int = 8 << 20;
-        // Best effort: not seeing our own transmissions saves work; a big buffer rides out bursts.
-        // SAFETY: each option value points to a live c_int and the length passed (4) is its size.
-        unsafe {
-            libc::setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one as *const _ as *const _, 4);
-            libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &big as *const _ as *const _, 4);
-            libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &big as *const _ as *const _, 4);
-        }
+        // Best effort inside: not seeing our own transmissions saves work; a big buffer rides out bursts.
+        let sock = PacketSocket::open(name, 8 << 20).with_context(|| format!("AF_PACKET socket on {name}"))?;
         let mac_text = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))?;
         let mac = parse_mac(mac_text.trim()).with_context(|| format!("MAC of {name}"))?;
-        Ok(Port { name: name.to_string(), fd, mac, addr, prefix, neighbours: HashMap::new(), waiting: HashMap::new() })
+        Ok(Port {
+            name: name.to_string(),
+            sock,
+            mac,
+            addr,
+            prefix,
+            neighbours: HashMap::new(),
+            waiting: HashMap::new(),
+        })
     }
 
     fn on_link(&self, ip: Ipv4Addr) -> bool {
@@ -179,34 +149,16 @@ impl Port {
 
     fn raw(&self) -> i32 {
         use std::os::fd::AsRawFd;
-        self.fd.as_raw_fd()
+        self.sock.as_raw_fd()
     }
 
     fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::recv(self.raw(), buf.as_mut_ptr() as *mut _, buf.len(), 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(Some(n as usize))
+        self.sock.recv(buf)
     }
 
+    /// A full socket buffer is a drop, as a full qdisc would be.
     fn send(&self, frame: &[u8]) -> io::Result<()> {
-        // SAFETY: frame is valid for reads of its length.
-        let n = unsafe { libc::send(self.raw(), frame.as_ptr() as *const _, frame.len(), 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            // A full socket buffer is a drop, as a full qdisc would be.
-            if e.kind() == io::ErrorKind::WouldBlock {
-                return Ok(());
-            }
-            return Err(e);
-        }
-        Ok(())
+        self.sock.send(frame)
     }
 
     /// RFC 826 request for `target`, from this port's address.
@@ -364,14 +316,10 @@ pub fn run_router(
             libc::pollfd { fd: ports[0].raw(), events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: ports[1].raw(), events: libc::POLLIN, revents: 0 },
         ];
-        // SAFETY: pfd is a valid array of two pollfds.
-        let rc = unsafe { libc::poll(pfd.as_mut_ptr(), 2, timeout_ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e).context("poll");
+        match crate::sys::poll(&mut pfd, timeout_ms) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("poll"),
         }
         for (i, p) in pfd.iter().enumerate() {
             if p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {

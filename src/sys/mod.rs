@@ -36,6 +36,18 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<usize> {
     Ok(p.iter().filter(|p| p.revents & libc::POLLIN != 0).count())
 }
 
+/// poll(2) on `fds` for up to `timeout_ms` (negative: forever); returns how many have events, each in its
+/// `revents`. An interrupted wait is an `Interrupted` error.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: `fds` is a live, exclusively borrowed array of `fds.len()` pollfds; poll(2) validates the descriptor
+    // numbers itself (POLLNVAL for an unknown one) and writes only `revents`.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// Waits until `fd` is readable (or hung up) or `timeout` passes; true if it is. An interrupted wait reports false.
 pub fn wait_readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
     let mut p = [PollFd::new(&fd, PollFlags::IN)];

@@ -249,6 +249,12 @@ impl<R: XskRings> Datapath<R> {
     pub fn rings(&self) -> &R {
         &self.rings
     }
+    /// The IPv4 packet of `len` bytes written into the frame lent by `buffer()`, before `commit` takes it.
+    pub fn lent_packet(&self, len: usize) -> Option<&[u8]> {
+        let l2 = self.l2_len();
+        self.rings.frame(self.lent?, l2 + len).get(l2..)
+    }
+
     pub fn rings_mut(&mut self) -> &mut R {
         &mut self.rings
     }
@@ -333,8 +339,7 @@ impl<R: XskRings> Datapath<R> {
     }
 
     fn receive_one(&mut self, now: Instant, d: Desc, deliver: &mut dyn FnMut(Instant, &[u8])) {
-        // SAFETY: the frame came out of the rx ring; the worker owns it until it is returned to the pool.
-        let frame = unsafe { self.rings.frame(d.addr, d.len as usize) };
+        let frame = self.rings.frame(d.addr, d.len as usize);
         let Ok((eth, offset)) = EthernetRepr::parse(frame) else {
             self.counters.inc(Counter::RxMalformed);
             return;
@@ -490,8 +495,7 @@ impl<R: XskRings> Datapath<R> {
             dont_fragment: true,
         };
         let l2 = self.l2_len();
-        // SAFETY: the frame was just taken from the pool; the worker owns it.
-        let buf = unsafe { self.rings.frame_mut(addr, l2 + total) };
+        let buf = self.rings.frame_mut(addr, l2 + total);
         let emitted = header.emit(&mut buf[l2..]).and_then(|_| reply.emit(&mut buf[l2 + Ipv4Repr::HEADER_LEN..]));
         if emitted.is_err() {
             self.pool.put(addr);
@@ -525,8 +529,7 @@ impl<R: XskRings> Datapath<R> {
         // The minimum Ethernet frame (without FCS); the tail is zero padding.
         let len = MIN_FRAME_LEN;
         let eth = self.eth_header(to, EtherType::Arp);
-        // SAFETY: the frame was just taken from the pool; the worker owns it.
-        let buf = unsafe { self.rings.frame_mut(addr, len) };
+        let buf = self.rings.frame_mut(addr, len);
         buf.fill(0);
         let ok: Result<usize, WireError> = eth.emit(buf).and_then(|n| arp.emit(&mut buf[n..]));
         if ok.is_err() {
@@ -559,8 +562,7 @@ impl<R: XskRings> Datapath<R> {
 
     fn address_and_queue(&mut self, d: Desc, mac: Mac) {
         let eth = self.eth_header(mac, EtherType::Ipv4);
-        // SAFETY: the frame is owned by the worker (lent, queued for ARP, or just written).
-        let buf = unsafe { self.rings.frame_mut(d.addr, eth.header_len()) };
+        let buf = self.rings.frame_mut(d.addr, eth.header_len());
         if eth.emit(buf).is_err() {
             self.pool.put(d.addr);
             return;
@@ -653,8 +655,7 @@ impl<R: XskRings> PacketSink for Datapath<R> {
             }
         };
         let l2 = self.l2_len();
-        // SAFETY: the frame was taken from the pool and is lent to the engine until commit.
-        let frame = unsafe { self.rings.frame_mut(addr, self.net.mtu + l2) };
+        let frame = self.rings.frame_mut(addr, self.net.mtu + l2);
         Some(&mut frame[l2..])
     }
 
@@ -665,8 +666,7 @@ impl<R: XskRings> PacketSink for Datapath<R> {
             return;
         }
         let l2 = self.l2_len();
-        // SAFETY: the lent frame is still owned by the worker.
-        let frame = unsafe { self.rings.frame(addr, l2 + len) };
+        let frame = self.rings.frame(addr, l2 + len);
         // Only the destination is needed (the engine wrote a valid header); a short write routes nowhere.
         if len < Ipv4Repr::HEADER_LEN {
             self.pool.put(addr);

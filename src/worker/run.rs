@@ -64,24 +64,19 @@ impl Sharding {
 }
 
 /// Hands every packet the engine writes to the capture tap (raw IPv4) on its way into the datapath's frame.
-struct TappedSink<'a, S: PacketSink> {
-    inner: &'a mut S,
+struct TappedSink<'a, R: XskRings> {
+    inner: &'a mut Datapath<R>,
     control: &'a WorkerControl,
     now: Instant,
-    lent: Option<(*const u8, usize)>,
 }
 
-impl<S: PacketSink> PacketSink for TappedSink<'_, S> {
+impl<R: XskRings> PacketSink for TappedSink<'_, R> {
     fn buffer(&mut self) -> Option<&mut [u8]> {
-        let buf = self.inner.buffer()?;
-        self.lent = Some((buf.as_ptr(), buf.len()));
-        Some(buf)
+        self.inner.buffer()
     }
     fn commit(&mut self, len: usize) {
-        if let Some((ptr, cap)) = self.lent.take() {
-            // SAFETY: the lent buffer stays valid and unaliased until the inner sink's commit below takes it back;
-            // the engine has finished writing it.
-            let packet = unsafe { std::slice::from_raw_parts(ptr, len.min(cap)) };
+        // Read back from the lent frame before the datapath's commit queues it for the tx ring.
+        if let Some(packet) = self.inner.lent_packet(len) {
             self.control.tap(self.now, packet, Direction::Tx);
         }
         self.inner.commit(len);
@@ -186,7 +181,7 @@ impl<R: XskRings> Worker<R> {
         // The sink flushes every full batch into the tx ring itself and refuses once the ring is full.
         match control.as_mut() {
             Some(c) => {
-                engine.poll_transmit(now, &mut TappedSink { inner: dp, control: c, now, lent: None });
+                engine.poll_transmit(now, &mut TappedSink { inner: dp, control: c, now });
                 work += dp.flush();
                 dp.take_counters(engine.counters_mut());
                 c.service(engine, now);

@@ -122,13 +122,11 @@ impl XskRings for AnyRings {
         each!(self, r => r.layout())
     }
     #[inline]
-    unsafe fn frame(&self, addr: u64, len: usize) -> &[u8] {
-        // SAFETY: forwarded contract.
-        each!(self, r => unsafe { r.frame(addr, len) })
+    fn frame(&self, addr: u64, len: usize) -> &[u8] {
+        each!(self, r => r.frame(addr, len))
     }
     #[inline]
-    unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
-        // SAFETY: forwarded contract.
-        each!(self, r => unsafe { r.frame_mut(addr, len) })
+    fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
+        each!(self, r => r.frame_mut(addr, len))
     }
 }

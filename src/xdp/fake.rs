@@ -114,12 +114,12 @@ impl XskRings for FakeRings {
     fn layout(&self) -> FrameLayout {
         FrameLayout { frame_size: self.frame_size, data_offset: 0, count: self.frames }
     }
-    unsafe fn frame(&self, addr: u64, len: usize) -> &[u8] {
+    fn frame(&self, addr: u64, len: usize) -> &[u8] {
         let end = ((addr / self.frame_size + 1) * self.frame_size).min(self.mem.len() as u64);
         let a = addr.min(end) as usize;
         &self.mem[a..(a + len).min(end as usize)]
     }
-    unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
+    fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
         let end = ((addr / self.frame_size + 1) * self.frame_size).min(self.mem.len() as u64);
         let a = addr.min(end) as usize;
         &mut self.mem[a..(a + len).min(end as usize)]

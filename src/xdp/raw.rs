@@ -12,7 +12,7 @@ use super::config::RingConfig;
 use super::cursor::{ConsRing, ProdRing};
 use super::ring::{Desc, XskRings};
 use super::socket::{self, Socket};
-use super::umem::{FrameLayout, Umem};
+use super::umem::{FrameLayout, FrameOwners, Umem};
 
 /// How long `bind` may keep failing with EBUSY: a queue released by a socket that was just closed stays busy until
 /// the kernel's deferred teardown ran.
@@ -28,6 +28,8 @@ pub struct RawRings {
     _maps: [memmap2::MmapRaw; 4],
     fd: OwnedFd,
     umem: Umem,
+    /// Which frames are ours (not in a ring): `frame` shows only those.
+    owners: FrameOwners,
     zero_copy: bool,
 }
 
@@ -73,6 +75,7 @@ impl RawRings {
             tx: sock.tx,
             _maps: sock.maps,
             fd: sock.fd,
+            owners: FrameOwners::new(umem.layout()),
             umem,
             zero_copy,
         })
@@ -90,7 +93,9 @@ impl RawRings {
 
 impl XskRings for RawRings {
     fn rx_consume(&mut self, out: &mut [Desc]) -> usize {
-        self.rx.consume(out, |d| Desc { addr: d.addr, len: d.len })
+        let n = self.rx.consume(out, |d| Desc { addr: d.addr, len: d.len });
+        self.owners.take(out[..n].iter().map(|d| d.addr));
+        n
     }
 
     fn fill_free(&mut self) -> usize {
@@ -98,7 +103,9 @@ impl XskRings for RawRings {
     }
 
     fn fill_produce(&mut self, addrs: &[u64]) -> usize {
-        self.fill.produce(addrs, |&a| a)
+        let n = self.fill.produce(addrs, |&a| a);
+        self.owners.give(addrs[..n].iter().copied());
+        n
     }
 
     fn fill_needs_wakeup(&self) -> bool {
@@ -114,7 +121,9 @@ impl XskRings for RawRings {
     }
 
     fn tx_produce(&mut self, descs: &[Desc]) -> usize {
-        self.tx.produce(descs, |d| abi::xdp_desc { addr: d.addr, len: d.len, options: 0 })
+        let n = self.tx.produce(descs, |d| abi::xdp_desc { addr: d.addr, len: d.len, options: 0 });
+        self.owners.give(descs[..n].iter().map(|d| d.addr));
+        n
     }
 
     fn tx_needs_wakeup(&self) -> bool {
@@ -122,7 +131,9 @@ impl XskRings for RawRings {
     }
 
     fn comp_consume(&mut self, out: &mut [u64]) -> usize {
-        self.comp.consume(out, |a| a)
+        let n = self.comp.consume(out, |a| a);
+        self.owners.take(out[..n].iter().copied());
+        n
     }
 
     fn fd(&self) -> RawFd {
@@ -133,13 +144,20 @@ impl XskRings for RawRings {
         self.umem.layout()
     }
 
-    unsafe fn frame(&self, addr: u64, len: usize) -> &[u8] {
-        // SAFETY: forwarded contract.
+    fn frame(&self, addr: u64, len: usize) -> &[u8] {
+        if !self.owners.holds(addr) {
+            return &[];
+        }
+        // SAFETY: the frame is in no ring (`owners`, kept by the ring methods), so the kernel neither reads nor
+        // writes it, and the ring methods need `&mut self` while the slice borrows `self`.
         unsafe { self.umem.frame(addr, len) }
     }
 
-    unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
-        // SAFETY: forwarded contract.
+    fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
+        if !self.owners.holds(addr) {
+            return &mut [];
+        }
+        // SAFETY: as `frame`.
         unsafe { self.umem.frame_mut(addr, len) }
     }
 }

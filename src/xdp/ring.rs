@@ -81,15 +81,11 @@ pub trait XskRings {
         socket::xdp_statistics(self.fd())
     }
 
-    /// The `len` bytes at `addr`.
-    ///
-    /// # Safety
-    /// The worker must own the frame (it is in no ring); `addr` must be a frame address this UMEM handed out.
-    /// Out-of-range requests are clamped to the frame, never beyond.
-    unsafe fn frame(&self, addr: u64, len: usize) -> &[u8];
-    /// The `len` bytes at `addr`, writable.
-    ///
-    /// # Safety
-    /// As [`frame`](Self::frame): the worker must own the frame.
-    unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8];
+    /// The `len` bytes at `addr`, clamped to the frame `addr` lies in. Empty for an address outside the UMEM and
+    /// for a frame the kernel holds (given to the fill or tx ring and not yet back through rx or completion): the
+    /// backends track frame ownership, so this is safe to call with any address. The borrow of `self` keeps the
+    /// rings (which move frames to the kernel) out while the slice lives.
+    fn frame(&self, addr: u64, len: usize) -> &[u8];
+    /// The `len` bytes at `addr`, writable; as [`frame`](Self::frame).
+    fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8];
 }

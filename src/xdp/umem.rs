@@ -60,6 +60,53 @@ impl FrameLayout {
     }
 }
 
+/// Which frames the worker holds (in no ring), so that frame access is safe to offer: a frame handed to the kernel
+/// (fill or tx ring) reads as empty until the kernel gives it back (rx or completion ring). Every frame starts with
+/// the worker (the initial free pool). One byte per frame; marked once per descriptor, next to the ring copy.
+#[derive(Debug)]
+pub struct FrameOwners {
+    layout: FrameLayout,
+    held: Vec<bool>,
+}
+
+impl FrameOwners {
+    pub fn new(layout: FrameLayout) -> FrameOwners {
+        FrameOwners { layout, held: vec![true; layout.count as usize] }
+    }
+
+    /// The frames at `addrs` went to the kernel.
+    pub fn give(&mut self, addrs: impl IntoIterator<Item = u64>) {
+        for a in addrs {
+            if let Some(h) = self.layout.index(a).and_then(|i| self.held.get_mut(i)) {
+                *h = false;
+            }
+        }
+    }
+
+    /// The frames at `addrs` came back from the kernel.
+    pub fn take(&mut self, addrs: impl IntoIterator<Item = u64>) {
+        for a in addrs {
+            if let Some(h) = self.layout.index(a).and_then(|i| self.held.get_mut(i)) {
+                *h = true;
+            }
+        }
+    }
+
+    /// Whether the worker holds the frame `addr` lies in.
+    pub fn holds(&self, addr: u64) -> bool {
+        self.layout.index(addr).and_then(|i| self.held.get(i)).copied().unwrap_or(false)
+    }
+
+    /// `(offset, len)` of a frame access as [`FrameLayout::span`], or `(0, 0)` for a frame the kernel holds.
+    pub fn span(&self, addr: u64, len: usize) -> (usize, usize) {
+        if self.holds(addr) {
+            self.layout.span(addr, len)
+        } else {
+            (0, 0)
+        }
+    }
+}
+
 /// The UMEM: `frame_count` frames of `frame_size` bytes in one anonymous mapping.
 pub struct Umem {
     map: memmap2::MmapMut,
@@ -167,6 +214,23 @@ fn page_size() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames in a ring read as empty until the kernel gives them back; addresses outside the UMEM never count.
+    #[test]
+    fn frame_owners_follow_the_rings() {
+        let layout = FrameLayout { frame_size: 2048, data_offset: 256, count: 4 };
+        let mut o = FrameOwners::new(layout);
+        let addrs = layout.frame_addrs();
+        assert!(addrs.iter().all(|&a| o.holds(a)), "the initial pool is ours");
+        o.give([addrs[1], addrs[2] + 100, 1 << 40]);
+        assert!(o.holds(addrs[0]) && !o.holds(addrs[1]) && !o.holds(addrs[2]) && o.holds(addrs[3]));
+        assert_eq!(o.span(addrs[1], 64), (0, 0));
+        assert_eq!(o.span(addrs[0], 64), layout.span(addrs[0], 64));
+        o.take([addrs[1] + 7]);
+        assert!(o.holds(addrs[1]), "any address inside the frame");
+        assert!(!o.holds(1 << 40));
+        assert_eq!(o.span(1 << 40, 64), (0, 0));
+    }
 
     /// The mapping `base` starts in /proc/self/smaps: its length and page size.
     fn smaps_entry(base: usize) -> Option<(usize, usize)> {

@@ -30,6 +30,8 @@ pub struct XskRsRings {
     fd: RawFd,
     /// True when the UMEM is on huge pages.
     pub huge_pages: bool,
+    /// Which frames are ours (not in a ring): `frame` shows only those.
+    owners: super::umem::FrameOwners,
 }
 
 // SAFETY: the raw `base` pointer points into the UMEM mapping owned by `umem`, which moves with this struct; the
@@ -117,6 +119,11 @@ impl XskRsRings {
             tx_size: cfg.tx_size,
             fd,
             huge_pages: huge,
+            owners: super::umem::FrameOwners::new(super::umem::FrameLayout {
+                frame_size: cfg.frame_size as u64,
+                data_offset,
+                count: cfg.frame_count as u64,
+            }),
         })
     }
 
@@ -133,6 +140,7 @@ impl XskRings for XskRsRings {
         for (o, d) in out.iter_mut().zip(&self.scratch[..got]) {
             *o = Desc { addr: d.addr() as u64, len: d.lengths().data() as u32 };
         }
+        self.owners.take(out[..got].iter().map(|d| d.addr));
         got
     }
 
@@ -153,6 +161,7 @@ impl XskRings for XskRsRings {
             }
             // SAFETY: the frames are owned by the worker and handed to the kernel here.
             let got = unsafe { self.fill.produce(&self.scratch[..n]) };
+            self.owners.give(self.scratch[..got].iter().map(|d| d.addr() as u64));
             done += got;
             if got < n {
                 break;
@@ -187,6 +196,7 @@ impl XskRings for XskRsRings {
             }
             // SAFETY: the frames are owned by the worker and handed to the kernel here.
             let got = unsafe { self.tx.produce(&self.scratch[..n]) };
+            self.owners.give(self.scratch[..got].iter().map(|d| d.addr() as u64));
             done += got;
             if got < n {
                 break;
@@ -206,6 +216,7 @@ impl XskRings for XskRsRings {
         for (o, d) in out.iter_mut().zip(&self.scratch[..got]) {
             *o = d.addr() as u64;
         }
+        self.owners.take(out[..got].iter().copied());
         got
     }
 
@@ -222,15 +233,16 @@ impl XskRings for XskRsRings {
         self.descs.iter().map(|d| d.addr() as u64).collect()
     }
 
-    unsafe fn frame(&self, addr: u64, len: usize) -> &[u8] {
-        let (off, len) = self.layout().span(addr, len);
+    fn frame(&self, addr: u64, len: usize) -> &[u8] {
+        let (off, len) = self.owners.span(addr, len);
         // SAFETY: `span` keeps `off..off + len` inside the UMEM mapping and inside one frame, and gives offset 0
-        // (not `addr`) outside it, so no pointer past the mapping is formed (review L6); the caller owns the frame.
+        // (not `addr`) outside it, so no pointer past the mapping is formed (review L6); it is empty for a frame in a
+        // ring (`owners`, kept by the ring methods, which need `&mut self` while the slice borrows `self`).
         unsafe { std::slice::from_raw_parts(self.base.add(off), len) }
     }
 
-    unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
-        let (off, len) = self.layout().span(addr, len);
+    fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
+        let (off, len) = self.owners.span(addr, len);
         // SAFETY: as `frame`, and `&mut self` keeps other borrows of the UMEM out.
         unsafe { std::slice::from_raw_parts_mut(self.base.add(off), len) }
     }

@@ -9,15 +9,22 @@
 //!   busy pair run without system calls and never loses a wake-up; [`bell::Doorbell`] adds the eventfd a worker
 //!   polls, [`bell::Parker`] the thread park of an app thread.
 //!
-//! - [`slots`]: the packet hand-off ring between workers (fixed-size slots on the cursor protocol), the one place
-//!   of this crate with `unsafe` (its slot cells, which loom checks for unsynchronised access).
+//! - [`slots`]: the packet hand-off ring between workers (fixed-size slots on the cursor protocol).
+//! - [`bytes`]: the app threads' byte rings (a stream on the cursor protocol), split into a writer and a reader end
+//!   so that the single-producer/single-consumer contract is the type system's.
 //!
-//! Owns the protocols and the hand-off slots; not the AF_XDP rings' memory (the kernel's) nor the app threads' byte
-//! rings (theirs).
+//! `slots` and `bytes` are the only modules of this crate with `unsafe` (the memory the two ends share); their
+//! APIs are safe. Owns the protocols and these two rings; not the AF_XDP rings' memory (the kernel's, in
+//! `xdptcp::xdp`).
 
 pub mod bell;
+pub mod bytes;
 pub mod cursor;
 pub mod slots;
+
+/// A value on a cache line of its own, so the two indices of a ring never share one.
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
 
 /// Interior mutability checked by loom under `cfg(loom)`; a thin wrapper of std's otherwise, with loom's API.
 pub(crate) mod cell {
@@ -53,9 +60,9 @@ pub(crate) mod sync {
 /// The atomics, real or loom's.
 pub(crate) mod atomic {
     #[cfg(loom)]
-    pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+    pub use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, Ordering};
     #[cfg(not(loom))]
-    pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+    pub use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, Ordering};
 }
 
 /// Thread parking, real or loom's.

@@ -5,13 +5,14 @@
 //!
 //! A slot's buffer is allocated the first time the producer reaches it, so an idle or lightly used ring costs
 //! only its header.
-// The slot cells are reached through raw pointers; this module is the only `unsafe` of the crate.
+// The slot cells are reached through raw pointers; with the byte ring's buffer this is the crate's `unsafe`.
 #![allow(unsafe_code)]
 
 use crate::atomic::AtomicU32;
 use crate::cell::UnsafeCell;
 use crate::cursor::{self, ConsCursor, ProdCursor};
 use crate::sync::Arc;
+use crate::Padded;
 
 /// Why a push failed.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,10 +38,6 @@ struct Ring {
     slot_size: usize,
     slots: Box<[UnsafeCell<Slot>]>,
 }
-
-/// A value on a cache line of its own, so the two indices never share one.
-#[repr(align(128))]
-struct Padded<T>(T);
 
 // SAFETY: a slot is written only by the one producer while its cursor counts it free, and read only by the one
 // consumer while its cursor counts it ready; the cursor's Release/Acquire pairs order the two (checked by loom).

@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
+use super::ring::{Reader, Ring, Writer};
 use super::{
     Accepted, ConnShared, Hub, WorkerShared, A_ABORT, A_CLOSE, A_SHUT_WR, W_ABORTED, W_EOF, W_RESET, W_TIMEDOUT,
 };
@@ -25,6 +26,10 @@ const READS_PER_SERVICE: usize = 64;
 struct Slot {
     id: ConnId,
     shared: Arc<ConnShared>,
+    /// Engine -> app bytes (this end writes).
+    rx: Writer,
+    /// App -> engine bytes (this end reads).
+    tx: Reader,
     /// End of stream or an error was passed on: nothing more to read from the engine.
     rx_done: bool,
     /// The engine refused to send (the connection failed): whatever the app writes is dropped.
@@ -39,7 +44,8 @@ pub struct Bridge {
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     by_id: HashMap<ConnId, u32>,
-    pool: Vec<Arc<ConnShared>>,
+    /// Recycled connections: a header and the two rings, each with no other owner.
+    pool: Vec<(Arc<ConnShared>, Ring, Ring)>,
     /// Listeners with connections we left in the engine because our accept queue was full.
     pending: Vec<ListenerId>,
     shutting_down: bool,
@@ -70,11 +76,12 @@ impl Bridge {
 
     /// Bytes of ring buffers held by live connections and by the pool (memory accounting).
     pub fn ring_bytes(&self) -> usize {
-        let live: usize = self.slots.iter().flatten().map(|s| s.shared.buffer_bytes()).sum();
-        live + self.pool.iter().map(|s| s.buffer_bytes()).sum::<usize>()
+        let live: usize = self.slots.iter().flatten().map(|s| s.rx.buffer_bytes() + s.tx.buffer_bytes()).sum();
+        live + self.pool.iter().map(|(_, rx, tx)| rx.buffer_bytes() + tx.buffer_bytes()).sum::<usize>()
     }
 
-    fn new_slot(&mut self, id: ConnId) -> (u32, Arc<ConnShared>) {
+    /// A slot for `id`; returns the app's ends of its rings and the shared header.
+    fn new_slot(&mut self, id: ConnId) -> (Reader, Writer, Arc<ConnShared>) {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -83,32 +90,44 @@ impl Bridge {
             }
         };
         // Pooled headers have no other owner (pooled only at strong count 1, and nothing can clone them then).
-        let shared = match self.pool.pop().and_then(|mut s| Arc::get_mut(&mut s).is_some().then_some(s)) {
-            Some(mut s) => {
+        let pooled = self.pool.pop().and_then(|(mut s, rx, tx)| Arc::get_mut(&mut s).is_some().then_some((s, rx, tx)));
+        let (shared, rx, tx) = match pooled {
+            Some((mut s, rx, tx)) => {
                 if let Some(m) = Arc::get_mut(&mut s) {
                     m.reset(index);
                 }
-                s
+                (s, rx, tx)
             }
             None => {
-                let mut s = ConnShared::new(self.hub.config.ring);
+                let mut s = ConnShared::new();
                 s.reset(index);
-                Arc::new(s)
+                (Arc::new(s), Ring::new(self.hub.config.ring), Ring::new(self.hub.config.ring))
             }
         };
-        self.slots[index as usize] =
-            Some(Slot { id, shared: shared.clone(), rx_done: false, tx_failed: false, fin_sent: false });
+        let (rx_w, rx_r) = rx.split();
+        let (tx_w, tx_r) = tx.split();
+        self.slots[index as usize] = Some(Slot {
+            id,
+            shared: shared.clone(),
+            rx: rx_w,
+            tx: tx_r,
+            rx_done: false,
+            tx_failed: false,
+            fin_sent: false,
+        });
         self.by_id.insert(id, index);
-        (index, shared)
+        (rx_r, tx_w, shared)
     }
 
     fn release(&mut self, index: u32) {
         let Some(slot) = self.slots[index as usize].take() else { return };
         self.by_id.remove(&slot.id);
         self.free.push(index);
-        // Recycle the header (and its buffers) once the app side has let go too.
+        // Recycle the header and the rings (with their buffers) once the app side has let go of all three.
         if Arc::strong_count(&slot.shared) == 1 && self.pool.len() < self.hub.config.pool {
-            self.pool.push(slot.shared);
+            if let (Ok(rx), Ok(tx)) = (slot.rx.rejoin(), slot.tx.rejoin()) {
+                self.pool.push((slot.shared, rx, tx));
+            }
         }
     }
 
@@ -140,8 +159,8 @@ impl Bridge {
             if self.hub.config.nodelay {
                 let _ = engine.set_nodelay(c, true);
             }
-            let (_, shared) = self.new_slot(c);
-            if self.me.accept.push(Accepted { shared, local, remote }).is_err() {
+            let (rx, tx, shared) = self.new_slot(c);
+            if self.me.accept.push(Accepted { rx, tx, shared, local, remote }).is_err() {
                 // Cannot happen (checked for room above, and only we push); never lose the connection silently.
                 let index = self.by_id[&c];
                 let _ = engine.abort(now, c);
@@ -171,18 +190,18 @@ impl Bridge {
         // Engine -> app.
         if !slot.rx_done && app & A_CLOSE == 0 {
             for _ in 0..READS_PER_SERVICE {
-                if s.rx.free() == 0 && engine.recv_queue_len(id) > 0 {
+                if slot.rx.free() == 0 && engine.recv_queue_len(id) > 0 {
                     // Full: stop reading (the window closes); the app tells us when it has read.
                     s.rx_blocked.store(true, Ordering::SeqCst);
-                    if s.rx.free() == 0 {
+                    if slot.rx.free() == 0 {
                         break;
                     }
                     s.rx_blocked.store(false, Ordering::Relaxed);
                 }
                 // With room in the ring the closure takes at least one byte of any chunk, so Ok(0) is only ever end
                 // of stream (recv_with cannot tell "consumed nothing" from "nothing there").
-                // SAFETY: the worker is the rx ring's only producer.
-                match engine.recv_with(id, &mut |chunk: &[u8]| unsafe { s.rx.write(chunk) }) {
+                let rx = &mut slot.rx;
+                match engine.recv_with(id, &mut |chunk: &[u8]| rx.write(chunk)) {
                     Ok(0) => {
                         s.worker_flags.fetch_or(W_EOF, Ordering::Release);
                         slot.rx_done = true;
@@ -203,16 +222,14 @@ impl Bridge {
         // App -> engine.
         let mut made_room = false;
         while !slot.tx_failed {
-            // SAFETY: the worker is the tx ring's only consumer.
-            let chunk = unsafe { s.tx.peek() };
+            let chunk = slot.tx.peek();
             if chunk.is_empty() {
                 break;
             }
             match engine.send(now, id, chunk) {
                 Ok(n) => {
                     let short = n < chunk.len();
-                    // SAFETY: consumer; n bytes of the peeked chunk were taken.
-                    unsafe { s.tx.consume(n) };
+                    slot.tx.consume(n);
                     made_room = true;
                     if short {
                         break; // send buffer full: Writable resumes us
@@ -229,11 +246,7 @@ impl Bridge {
         }
         if slot.tx_failed {
             // Drop unsendable bytes so a blocked writer sees the error instead of a full ring.
-            // SAFETY: consumer.
-            unsafe {
-                let n = s.tx.len();
-                s.tx.consume(n);
-            }
+            slot.tx.clear();
         }
         if made_room {
             fence(Ordering::SeqCst);
@@ -244,10 +257,10 @@ impl Bridge {
         if news {
             s.notify_app(&self.hub.stats);
         }
-        if s.tx.is_empty() || slot.tx_failed {
+        if slot.tx.is_empty() || slot.tx_failed {
             if app & A_CLOSE != 0 {
                 // Closing with unread data resets, as kernel sockets do (RFC 2525 §2.17).
-                if !s.rx.is_empty() || engine.recv_queue_len(id) > 0 {
+                if !slot.rx.is_empty() || engine.recv_queue_len(id) > 0 {
                     let _ = engine.abort(now, id);
                 } else {
                     let _ = engine.close(now, id);

@@ -10,9 +10,12 @@
 //! announce / fence / re-check protocol of `xdptcp_sync::bell`, loom-checked there: one of the two sides always sees
 //! the other (no lost wake-up), and a busy pair never makes a syscall.
 //!
-//! Memory: a connection costs one [`ConnShared`] (under 1 KiB: ring counters on their own cache lines, flags);
-//! each direction's buffer (`ring` bytes) is allocated on its first write, and headers with their buffers are
-//! recycled through a per-worker pool when both sides have let go.
+//! Memory: a connection costs one [`ConnShared`] (flags and the binding) and two ring headers (counters on their
+//! own cache lines); each direction's buffer (`ring` bytes) is allocated on its first write, and headers with their
+//! buffers are recycled through a per-worker pool when both sides have let go.
+//!
+//! All safe code: each byte ring is split into a writer and a reader end (`xdptcp_sync::bytes`), the worker
+//! holding one end of each ring and the connection the other, and the binding is a mutex-guarded value.
 
 pub mod apps;
 mod bridge;
@@ -22,16 +25,17 @@ pub mod ring;
 
 use std::io;
 use std::net::SocketAddrV4;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
-use crossbeam::epoch::{self, Atomic, Owned};
 use crossbeam::queue::{ArrayQueue, SegQueue};
 use xdptcp_sync::bell::{Doorbell, Parker};
 
 pub use bridge::Bridge;
-use ring::ByteRing;
+#[cfg(test)]
+use ring::Ring;
+use ring::{Reader, Writer};
 
 /// Sizes of the hand-off structures.
 #[derive(Clone, Copy, Debug)]
@@ -172,6 +176,10 @@ impl WorkerShared {
 
 /// A connection handed over by a worker.
 struct Accepted {
+    /// The app's ends of the two rings (declared before `shared`, so they are gone when the worker sees `shared`'s
+    /// count drop to one and pools the rings).
+    rx: Reader,
+    tx: Writer,
     shared: Arc<ConnShared>,
     local: SocketAddrV4,
     remote: SocketAddrV4,
@@ -194,12 +202,8 @@ struct Binding {
     token: Option<usize>,
 }
 
-/// The state one connection's two sides share.
+/// The state one connection's two sides share (besides the byte rings, whose ends each side holds).
 pub struct ConnShared {
-    /// Worker -> app bytes.
-    rx: ByteRing,
-    /// App -> worker bytes.
-    tx: ByteRing,
     worker_flags: AtomicU8,
     app_flags: AtomicU8,
     /// The worker stopped reading from the engine because `rx` was full: the app tells it when it read.
@@ -210,14 +214,16 @@ pub struct ConnShared {
     /// Set while the connection's token sits in its poller's ready queue.
     app_queued: AtomicBool,
     worker_slot: AtomicU32,
-    binding: Atomic<Binding>,
+    /// Changed rarely (accept, first blocking wait, poller registration); read by the worker once per news.
+    binding: Mutex<Option<Binding>>,
+    /// Address of the bound waiter (0 if none), so an app thread checks its binding without the lock. Compared only,
+    /// never dereferenced; unique while bound, as the binding holds the waiter alive.
+    bound_waiter: AtomicUsize,
 }
 
 impl ConnShared {
-    fn new(ring: usize) -> ConnShared {
+    fn new() -> ConnShared {
         ConnShared {
-            rx: ByteRing::new(ring),
-            tx: ByteRing::new(ring),
             worker_flags: AtomicU8::new(0),
             app_flags: AtomicU8::new(0),
             rx_blocked: AtomicBool::new(false),
@@ -225,17 +231,13 @@ impl ConnShared {
             worker_queued: AtomicBool::new(false),
             app_queued: AtomicBool::new(false),
             worker_slot: AtomicU32::new(0),
-            binding: Atomic::null(),
+            binding: Mutex::new(None),
+            bound_waiter: AtomicUsize::new(0),
         }
     }
 
     /// Makes a recycled header new again. The caller is its only owner.
     fn reset(&mut self, slot: u32) {
-        // SAFETY: sole owner (`&mut`), so no other producer or consumer exists.
-        unsafe {
-            self.rx.reset();
-            self.tx.reset();
-        }
         *self.worker_flags.get_mut() = 0;
         *self.app_flags.get_mut() = 0;
         *self.rx_blocked.get_mut() = false;
@@ -246,26 +248,27 @@ impl ConnShared {
         self.set_binding(None);
     }
 
+    fn binding(&self) -> std::sync::MutexGuard<'_, Option<Binding>> {
+        // A panic while holding it leaves a consistent value (a plain store): poisoning carries no meaning here.
+        self.binding.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn set_binding(&self, b: Option<Binding>) {
-        let guard = epoch::pin();
-        let new = match b {
-            Some(b) => Owned::new(b).into_shared(&guard),
-            None => epoch::Shared::null(),
-        };
-        let old = self.binding.swap(new, Ordering::AcqRel, &guard);
-        if !old.is_null() {
-            // SAFETY: unlinked above; readers that loaded it hold a guard, so destruction waits for them.
-            unsafe { guard.defer_destroy(old) };
-        }
+        let id = b.as_ref().map_or(0, |b| Arc::as_ptr(&b.waiter) as usize);
+        let mut g = self.binding();
+        self.bound_waiter.store(id, Ordering::Relaxed);
+        // The old binding (and its waiter reference) goes after the lock is released.
+        let old = std::mem::replace(&mut *g, b);
+        drop(g);
+        drop(old);
     }
 
     /// Tells the app side about news (bytes, flags, room): queues the poller token and unparks its thread if parked.
+    /// The waiter's `unpark` fences (SeqCst) before it reads the park announcement, which orders our publication
+    /// before that load (see `xdptcp_sync::bell`).
     fn notify_app(&self, stats: &Stats) {
-        // epoch::pin is a full fence, which orders our publication before the waiter's state load (see module doc).
-        let guard = epoch::pin();
-        let b = self.binding.load(Ordering::Acquire, &guard);
-        // SAFETY: protected by the guard.
-        let Some(b) = (unsafe { b.as_ref() }) else { return };
+        let g = self.binding();
+        let Some(b) = g.as_ref() else { return };
         if let Some(token) = b.token {
             if !self.app_queued.swap(true, Ordering::AcqRel) {
                 b.waiter.ready.push(token);
@@ -275,20 +278,8 @@ impl ConnShared {
     }
 
     fn bound_to(&self, w: &Arc<Waiter>) -> bool {
-        let guard = epoch::pin();
-        // SAFETY: protected by the guard.
-        unsafe { self.binding.load(Ordering::Acquire, &guard).as_ref() }.is_some_and(|b| Arc::ptr_eq(&b.waiter, w))
-    }
-
-    /// Bytes of ring buffers allocated (for memory figures).
-    pub fn buffer_bytes(&self) -> usize {
-        [&self.rx, &self.tx].iter().filter(|r| r.allocated()).map(|r| r.capacity()).sum()
-    }
-}
-
-impl Drop for ConnShared {
-    fn drop(&mut self) {
-        self.set_binding(None);
+        // Only the connection's own thread binds it, so its own earlier store is what it reads.
+        self.bound_waiter.load(Ordering::Relaxed) == Arc::as_ptr(w) as usize
     }
 }
 
@@ -359,6 +350,8 @@ impl Listener {
                 }
                 a.shared.set_binding(Some(Binding { waiter: Waiter::current(), token: None }));
                 return Ok(Connection {
+                    rx: a.rx,
+                    tx: a.tx,
                     shared: a.shared,
                     worker: w.clone(),
                     hub: self.hub.clone(),
@@ -428,6 +421,10 @@ fn flag_error(flags: u8) -> Option<io::Error> {
 
 /// An accepted connection, on an app thread. Dropping it closes it (FIN after what was written).
 pub struct Connection {
+    /// Worker -> app bytes (this end reads). Before `shared`: see `Accepted`.
+    rx: Reader,
+    /// App -> worker bytes (this end writes).
+    tx: Writer,
     shared: Arc<ConnShared>,
     worker: Arc<WorkerShared>,
     hub: Arc<Hub>,
@@ -462,8 +459,7 @@ impl Connection {
 
     fn read_once(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         let s = &*self.shared;
-        // SAFETY: this handle is the rx ring's only consumer (`&mut self`).
-        let n = unsafe { s.rx.read(buf) };
+        let n = self.rx.read(buf);
         if n > 0 {
             fence(Ordering::SeqCst);
             if s.rx_blocked.load(Ordering::Relaxed) && s.rx_blocked.swap(false, Ordering::AcqRel) {
@@ -474,8 +470,7 @@ impl Connection {
         let flags = s.worker_flags.load(Ordering::Acquire);
         if flags & (W_EOF | W_ERROR) != 0 {
             // The flag follows the last bytes: read again in case they arrived between the two loads.
-            // SAFETY: as above.
-            let n = unsafe { s.rx.read(buf) };
+            let n = self.rx.read(buf);
             if n > 0 {
                 return Some(Ok(n));
             }
@@ -499,8 +494,7 @@ impl Connection {
         if data.is_empty() {
             return Ok(0);
         }
-        // SAFETY: this handle is the tx ring's only producer (`&mut self`).
-        let n = unsafe { s.tx.write(data) };
+        let n = self.tx.write(data);
         if n < data.len() {
             // Announce before the worker's next consumption so it tells us about the room it makes.
             s.tx_blocked.store(true, Ordering::SeqCst);
@@ -511,8 +505,7 @@ impl Connection {
         }
         // Re-check after announcing (and re-arming the poller token): the worker may have made room just before.
         s.app_queued.store(false, Ordering::SeqCst);
-        // SAFETY: as above.
-        let n = unsafe { s.tx.write(data) };
+        let n = self.tx.write(data);
         if n > 0 {
             self.worker.notify(s, &self.hub.stats);
             return Ok(n);
@@ -522,12 +515,12 @@ impl Connection {
 
     /// Whether a read would not block now.
     pub fn readable(&self) -> bool {
-        !self.shared.rx.is_empty() || self.shared.worker_flags.load(Ordering::Acquire) & (W_EOF | W_ERROR) != 0
+        !self.rx.is_empty() || self.shared.worker_flags.load(Ordering::Acquire) & (W_EOF | W_ERROR) != 0
     }
 
     /// Whether a write would not block now.
     pub fn writable(&self) -> bool {
-        self.shared.tx.free() > 0 || self.shared.worker_flags.load(Ordering::Acquire) & W_ERROR != 0
+        self.tx.free() > 0 || self.shared.worker_flags.load(Ordering::Acquire) & W_ERROR != 0
     }
 
     fn wait(&self, deadline: Option<StdInstant>, cond: impl Fn(&Connection) -> bool) {
@@ -609,7 +602,7 @@ impl Connection {
 
     /// Bytes buffered towards the app (received, unread) and towards the worker (written, not yet in the engine).
     pub fn buffered(&self) -> (usize, usize) {
-        (self.shared.rx.len(), self.shared.tx.len())
+        (self.rx.len(), self.tx.len())
     }
 }
 
@@ -689,12 +682,11 @@ mod tests {
     #[test]
     fn connection_header_is_small_and_buffers_are_lazy() {
         let size = std::mem::size_of::<ConnShared>();
-        assert!(size <= 1024, "{size} bytes");
-        let c = ConnShared::new(32 * 1024);
-        assert_eq!(c.buffer_bytes(), 0);
-        // SAFETY: single thread, one producer.
-        unsafe { c.tx.write(b"x") };
-        assert_eq!(c.buffer_bytes(), 32 * 1024);
+        assert!(size <= 256, "{size} bytes");
+        let (mut w, r) = Ring::new(32 * 1024).split();
+        assert_eq!(r.buffer_bytes(), 0);
+        w.write(b"x");
+        assert_eq!(r.buffer_bytes(), 32 * 1024);
     }
 
     /// A parked thread is woken by `wake`, and a wake before the park is not lost (the park returns at once).
