@@ -38,12 +38,12 @@ pub mod bench;
 pub mod cli;
 #[allow(missing_docs)]
 pub mod control;
+#[allow(missing_docs)]
+pub mod fuzz;
 pub mod host;
 pub mod lab;
 #[allow(missing_docs)]
 pub mod proxy;
-#[allow(missing_docs)]
-pub mod fuzz;
 #[allow(missing_docs)]
 pub mod sim;
 #[allow(missing_docs)]

@@ -144,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             path,
             filter: crate::control::CaptureFilter::default(),
             snaplen: crate::control::DEFAULT_SNAPLEN,
+            max_bytes: crate::control::pcapfile::DEFAULT_PCAP_MAX_BYTES,
         }))
         .config(tcp_config(&args)?)
         .kernel_addr_hint(&format!(

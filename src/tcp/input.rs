@@ -423,23 +423,21 @@ impl Engine {
         if c.snd_nxt.lt(ack) {
             c.snd_nxt = ack;
         }
-        // Karn's algorithm: only a segment sent once gives a timed RTT sample (RFC 6298 §3). When a retransmission
-        // voided the timing, the timestamp echo still names the transmission it answers (RFC 7323 §4.1), so a
-        // path slower than the RTO gets its first sample from the ACK of the original flight. A sample ends the
-        // backoff; an ACK without one keeps it (RFC 6298 §5.7 note, Karn).
+        // Karn's algorithm: only a segment sent once gives an RTT sample (RFC 6298 §3); an ACK of new data ends the
+        // backoff (RFC 6298 §5.7 leaves it backed off until then; Linux resets it on forward progress). A path slower
+        // than the initial RTO gets its first sample in the handshake (the SYN's timestamp echo, or the 3 s
+        // fallback of §5.7), so data starts with an RTO above its RTT. Taking echoes after a retransmission as
+        // samples instead inflated the RTO under heavy loss (RFC 7323 §4.3 makes them echo the older segment).
         let mut rtt = None;
-        match c.rtt_seq {
-            Some((seq, sent)) if ack.gt(seq) => {
-                rtt = Some(now.saturating_since(sent));
+        if let Some((seq, sent)) = c.rtt_seq {
+            if ack.gt(seq) {
+                let sample = now.saturating_since(sent);
+                c.rtt.sample(sample);
+                rtt = Some(sample);
                 c.rtt_seq = None;
             }
-            Some(_) => {}
-            None if c.ts_enabled => rtt = ts_echo_rtt(now, c.ts_offset, timestamps),
-            None => {}
         }
-        if let Some(sample) = rtt {
-            c.rtt.sample(sample);
-        }
+        c.rtt.reset_backoff();
         c.retransmits = 0;
         c.limited_transmit = 0;
         // RFC 9406 rounds: an ACK beyond the end of the last round starts the next one.

@@ -67,7 +67,10 @@ impl Engine {
         }
         if let Some(seq) = conn!(self, index).recovery.probe.take() {
             // RFC 8985 §7.3: the tail loss probe, outside the congestion window.
-            let new_data = seq == self.conn_ref(index).snd_max;
+            let c = self.conn_ref(index);
+            // An ACK may have moved SND.UNA past the probe's start since the timer chose it: probe from SND.UNA.
+            let seq = if seq.lt(c.snd_una) { c.snd_una } else { seq };
+            let new_data = seq == c.snd_max;
             self.send_data_at(now, index, seq, sink, true, u32::MAX)?;
             let c = conn!(self, index);
             if new_data {
